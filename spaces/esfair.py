@@ -1,0 +1,90 @@
+"""The ``esfair`` space: skin-lesion classification, fair across skin tones, fast on a Raspberry Pi.
+
+Modelled on the ESWEEK ESFair challenge: accuracy, SPD-based fairness against the minority
+skin-tone group, and latency on the device. All six dimensions are searched jointly: backbone,
+width, input resolution, loss mix, structured-pruning ratio and quantization scheme (plus the
+learning rate and EMA of weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from spaces.candidate import QUANT_SCHEMES, Candidate, LossMix
+from spaces.registry import TrialLike, register_space
+from spaces.scores import esfair_score
+from spaces.task import Objective, Task
+
+BACKBONES: tuple[str, ...] = (
+    "mobilenetv3_small",
+    "mobilenetv3_large",
+    "mobileone_s0",
+    "mobilenetv2",
+    "efficientnet_lite0",
+    "lcnet",
+)
+WIDTHS: tuple[float, ...] = (0.35, 0.5, 0.75, 1.0)
+RESOLUTIONS: tuple[int, ...] = (64, 96, 128, 160, 192, 224)
+DEFAULT_LATENCY_BUDGET_MS = 6.0
+"""Median single-thread latency budget; sized for the local x86 CPU default. Pass
+``--latency-budget`` for a real device (a Raspberry Pi 4B is roughly 5-10x slower)."""
+
+
+def _score(metrics: Mapping[str, Any], task: Task) -> float:
+    budget = task.latency_budget_ms or 1.0
+    return esfair_score(
+        metrics["accuracy"], metrics["fairness"]["spd"], metrics["latency"]["median_ms"], budget,
+        task.latency_score_weight,
+    )
+
+
+ESFAIR_TASK = Task(
+    default_data="embedded:esfair",
+    objectives=(
+        Objective("accuracy", "accuracy", "maximize"),
+        Objective("fairness", "fairness.fairness_part", "maximize"),
+        Objective("latency_ms", "latency.median_ms", "minimize"),
+    ),
+    score=_score,
+    latency_budget_ms=DEFAULT_LATENCY_BUDGET_MS,
+    size_budget_mb=20.0,
+)
+
+
+def esfair_baselines() -> dict[str, Candidate]:
+    """The field's hand-designed recipes, enqueued first by ``--baselines``."""
+    return {
+        "esfair-sample-mobilenetv2": Candidate(
+            backbone="mobilenetv2", width=1.0, resolution=224, loss=LossMix(ce=1.0), quant="fp32",
+        ),
+        "esfair-winner-mobileone-s0": Candidate(
+            backbone="mobileone_s0", width=1.0, resolution=128,
+            loss=LossMix(ce=1.0, arcface=1.0, triplet=0.5, kd=1.0, label_smoothing=0.1),
+            quant="fp32", ema=True,
+        ),
+        "mobilenetv3-small-fp32": Candidate(
+            backbone="mobilenetv3_small", width=1.0, resolution=224, loss=LossMix(ce=1.0), quant="fp32",
+        ),
+    }
+
+
+@register_space("esfair", task=ESFAIR_TASK, baselines=esfair_baselines)
+def esfair_space(trial: TrialLike) -> Candidate:
+    """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation."""
+    loss = LossMix(
+        ce=1.0,
+        arcface=trial.suggest_categorical("loss_arcface", [0.0, 0.5, 1.0]),
+        triplet=trial.suggest_categorical("loss_triplet", [0.0, 0.5]),
+        kd=trial.suggest_categorical("loss_kd", [0.0, 0.5, 1.0]),
+        label_smoothing=trial.suggest_categorical("loss_label_smoothing", [0.0, 0.1]),
+    )
+    return Candidate(
+        backbone=trial.suggest_categorical("backbone", list(BACKBONES)),
+        width=trial.suggest_categorical("width", list(WIDTHS)),
+        resolution=trial.suggest_categorical("resolution", list(RESOLUTIONS)),
+        loss=loss,
+        prune_ratio=trial.suggest_float("prune_ratio", 0.0, 0.7, step=0.1),
+        quant=trial.suggest_categorical("quant", list(QUANT_SCHEMES)),
+        lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+        ema=trial.suggest_categorical("ema", [False, True]),
+    )
