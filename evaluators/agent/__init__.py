@@ -1,0 +1,6 @@
+"""The fleet agent: a daemon on the target device that measures latency jobs from the coordinator.
+
+Runs with the base install only (numpy, onnxruntime, httpx): ``pip install '.[agent]'`` on a
+Raspberry Pi, then ``python -m evaluators.agent --fleet URL --token TOKEN --device rpi4b``.
+It never imports torch, FastAPI, pydantic or SQLAlchemy, and only ever loads ONNX files.
+"""

@@ -1,0 +1,216 @@
+"""Contracts between the evaluators and their callers: latency and metrics records.
+
+Pure dataclasses (no torch/onnxruntime), so ``search`` and ``dashboard`` import them freely.
+Every record round-trips through ``to_dict`` / ``from_dict`` as JSON-safe dictionaries, which is
+how they are stored on Optuna trials (user attributes) and sent over the fleet's HTTP API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How to benchmark one artifact.
+
+    Invariants: ``threads >= 1``; ``warmup >= 0``; ``1 <= min_repeats <= max_repeats``.
+    Repeats continue until both ``min_repeats`` runs and ``min_time_s`` seconds are done, or
+    ``max_repeats`` runs are done.
+
+    Attributes:
+        threads: onnxruntime intra-op threads (inter-op is 1, sequential execution).
+        warmup: Untimed runs first.
+        min_repeats: Minimum timed runs.
+        max_repeats: Maximum timed runs.
+        min_time_s: Minimum total timed seconds.
+        cores: CPU cores to pin the benchmark to (``None``: no pinning).
+        batch: Batch size of the timed input.
+    """
+
+    threads: int = 1
+    warmup: int = 5
+    min_repeats: int = 20
+    max_repeats: int = 500
+    min_time_s: float = 0.5
+    cores: tuple[int, ...] | None = None
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.warmup < 0 or not 1 <= self.min_repeats <= self.max_repeats:
+            raise ValueError("need threads >= 1, warmup >= 0 and 1 <= min_repeats <= max_repeats")
+
+    def cache_key(self) -> str:
+        """Settings that change the measured figure (what the latency cache keys on)."""
+        cores = ",".join(map(str, self.cores)) if self.cores else "any"
+        return f"t{self.threads}-b{self.batch}-c{cores}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary."""
+        data = dataclasses.asdict(self)
+        data["cores"] = list(self.cores) if self.cores else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LatencySettings":
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        if data.get("cores") is not None:
+            data["cores"] = tuple(int(c) for c in data["cores"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency statistics of one artifact on one device, in milliseconds.
+
+    Attributes:
+        median_ms, p90_ms, mean_ms, std_ms, min_ms: Statistics over ``n`` timed runs.
+        n: Number of timed runs.
+        device: What really ran it, e.g. ``"Intel Xeon ... (x86_64, 2 cores)"`` or
+            ``"Raspberry Pi 4 Model B Rev 1.4"``; the fake backend says ``"FAKE ..."``.
+        device_tag: The tag the search asked for (``local``, ``rpi4b``, ``fake``).
+        threads: Intra-op threads used.
+        backend: ``local``, ``remote`` or ``fake``.
+        runtime: ``onnxruntime <version>`` that ran it.
+        fake: True only for the fake backend: the figure was computed, not measured.
+        agent: Fleet agent id that measured it (remote backend only).
+        peak_memory_mb: Peak resident memory of the benchmarking process, when known.
+        cached: True when the figure came from the latency cache.
+    """
+
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    n: int
+    device: str
+    device_tag: str
+    threads: int
+    backend: str
+    runtime: str = ""
+    fake: bool = False
+    agent: str | None = None
+    peak_memory_mb: float | None = None
+    cached: bool = False
+
+    def label(self) -> str:
+        """Human label of where the figure comes from (says FAKE for the fake backend)."""
+        text = f"{self.device} [{self.backend}, {self.threads} thr]"
+        return f"FAKE latency (not measured): {text}" if self.fake else text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LatencyResult":
+        """Inverse of :meth:`to_dict` (ignores unknown keys from newer writers)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@runtime_checkable
+class LatencyBackend(Protocol):
+    """Measures the latency of an ONNX artifact.
+
+    Implementations: ``evaluators.latency.local`` (onnxruntime here), ``evaluators.latency.remote``
+    (the fleet), ``evaluators.latency.fake`` (tests only, labelled fake).
+    """
+
+    name: str
+    device_tag: str
+
+    def measure(
+        self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings
+    ) -> LatencyResult:
+        """Benchmark ``artifact`` on input of ``input_shape`` (NCHW, float32).
+
+        Raises:
+            evaluators.errors.LatencyError: When it cannot be measured.
+        """
+        ...
+
+
+@dataclass
+class FairnessFigures:
+    """Group-fairness figures of one evaluation.
+
+    Attributes:
+        minority_group: Group SPD compares with.
+        spd: ESFair statistical-parity difference of accuracy.
+        fairness_part: ESFair fairness third, in [0, 1/3].
+        worst_group_accuracy: Lowest per-group accuracy.
+        accuracy_gap: Best minus worst group accuracy.
+        equalized_odds_difference: fairlearn's, one-vs-rest per class, maximum over classes.
+    """
+
+    minority_group: str
+    spd: float
+    fairness_part: float
+    worst_group_accuracy: float
+    accuracy_gap: float
+    equalized_odds_difference: float
+
+
+@dataclass
+class Metrics:
+    """Everything measured about one trial's artifact.
+
+    Invariants: ``accuracy`` and ``per_group_accuracy`` were computed by running the ONNX
+    artifact (after quantization) with onnxruntime on ``split``; ``latency`` belongs to that same
+    artifact (or one with the same graph fingerprint).
+
+    Attributes:
+        accuracy: Top-1 accuracy on ``split``.
+        per_group_accuracy: Accuracy of each group.
+        group_counts: Number of evaluated samples of each group.
+        fairness: Fairness figures.
+        esfair_score: ESFair score (accuracy + fairness + latency thirds).
+        confusion_matrix: Rows true class, columns predicted class.
+        class_names: Names of the classes in confusion-matrix order.
+        latency: Latency of the artifact on the target device.
+        size_bytes: Artifact size on disk.
+        params: Parameter count of the (pruned) torch model.
+        macs: Multiply-accumulates of one forward pass at ``resolution``.
+        artifact_path: Path of the ONNX file.
+        artifact_sha256: Its sha256.
+        fingerprint: Graph fingerprint (structure + shapes + quant scheme, not weights).
+        split: Data split the accuracy figures come from (``val`` during search, ``test`` after).
+        stage_seconds: Wall-clock seconds of each pipeline stage.
+    """
+
+    accuracy: float
+    per_group_accuracy: dict[str, float]
+    group_counts: dict[str, int]
+    fairness: FairnessFigures
+    esfair_score: float
+    confusion_matrix: list[list[int]]
+    class_names: list[str]
+    latency: LatencyResult
+    size_bytes: int
+    params: int
+    macs: int
+    artifact_path: str
+    artifact_sha256: str
+    fingerprint: str
+    split: str = "val"
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary (what trials store as the ``metrics`` user attribute)."""
+        data = dataclasses.asdict(self)
+        data["latency"] = self.latency.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Metrics":
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["fairness"] = FairnessFigures(**data["fairness"])
+        data["latency"] = LatencyResult.from_dict(data["latency"])
+        return cls(**data)

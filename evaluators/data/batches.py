@@ -1,0 +1,54 @@
+"""Mini-batches of a split as torch tensors (torch is imported only when iterating)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from evaluators.data.dataset import Split
+
+if TYPE_CHECKING:
+    import torch
+
+
+def iterate_batches(
+    split: Split, resolution: int, batch_size: int, *, shuffle: bool, augment: bool, seed: int,
+    drop_last: bool = False,
+) -> Iterator[tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]]:
+    """Yield ``(x, y, g)`` batches: float32 ``(B, 3, R, R)`` inputs, int64 labels, int64 groups.
+
+    Inputs are :meth:`Split.arrays` rows, i.e. THE preprocessing. Augmentation is a random
+    horizontal and an independent random vertical flip per image (each with probability 1/2),
+    done on the batch tensor. The order and the flips depend only on ``seed``; every image appears
+    once per pass.
+
+    Args:
+        split: The split to read.
+        resolution: Model input side in pixels.
+        batch_size: Images per batch (the last batch may be smaller).
+        shuffle: Visit the images in a seeded random order instead of split order.
+        augment: Apply the random flips.
+        seed: Seed of the order and the flips.
+        drop_last: Skip a last batch smaller than ``batch_size`` (useful with batch norm).
+
+    Raises:
+        ValueError: When ``batch_size`` is not positive.
+    """
+    import torch
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    inputs = split.arrays(resolution)
+    order = np.random.default_rng(seed).permutation(len(split)) if shuffle else np.arange(len(split))
+    flips = torch.Generator().manual_seed(seed)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        if drop_last and len(index) < batch_size:
+            return
+        x = torch.from_numpy(inputs[index])
+        if augment:
+            flip = torch.rand((len(index), 2), generator=flips) < 0.5
+            x = torch.where(flip[:, 0, None, None, None], x.flip(-1), x)
+            x = torch.where(flip[:, 1, None, None, None], x.flip(-2), x)
+        yield x, torch.from_numpy(split.labels[index]), torch.from_numpy(split.groups[index])

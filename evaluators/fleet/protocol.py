@@ -1,0 +1,67 @@
+"""The wire protocol shared by the coordinator, the agent and the remote backend.
+
+Standard library only: the agent imports this module on a device that has no FastAPI, no pydantic
+and no SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import re
+
+API_PREFIX = "/v1"
+"""Every endpoint lives under this prefix."""
+
+TOKEN_ENV = "HWSEARCH_FLEET_TOKEN"
+"""Environment variable that holds the fleet token when ``--token`` is not given."""
+
+MIN_TOKEN_LENGTH = 16
+"""Shortest token the coordinator accepts."""
+
+QUEUED = "queued"
+LEASED = "leased"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+JOB_STATES = (QUEUED, LEASED, DONE, FAILED, CANCELLED)
+TERMINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+"""A job in one of these states never changes again."""
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+LEASE_ID_PATTERN = r"^[0-9a-f]{32}$"
+AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+DEVICE_TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+_SHA256 = re.compile(SHA256_PATTERN)
+_DEVICE_TAG = re.compile(DEVICE_TAG_PATTERN)
+
+
+def is_sha256(text: str) -> bool:
+    """True for a lowercase hex sha256 digest (the only artifact key the store accepts)."""
+    return bool(_SHA256.match(text))
+
+
+def is_device_tag(text: str) -> bool:
+    """True for a device tag such as ``rpi4b`` or ``jetson-nano.fp16``."""
+    return bool(_DEVICE_TAG.match(text))
+
+
+def not_onnx_reason(head: bytes) -> str | None:
+    """Why the file starting with ``head`` is certainly not an ONNX model, or None.
+
+    ONNX files are protocol buffers; this catches the formats people confuse with them (Python
+    pickles, ``torch.save`` zip archives, HDF5, empty files) before anything tries to load them.
+    It never accepts a file: onnxruntime still validates whatever passes.
+
+    Args:
+        head: The first bytes of the file (8 are enough).
+    """
+    if not head:
+        return "the file is empty"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "it is a Python pickle, which is never loaded"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive (a torch.save checkpoint?), not ONNX"
+    if head.startswith(b"\x89HDF"):
+        return "it is an HDF5 file (Keras?), not ONNX"
+    return None

@@ -1,0 +1,350 @@
+"""Training loop of one candidate: AdamW, cosine schedule with warm-up, clipping, EMA, KD, AMP.
+
+``train`` trains a model in place with a :class:`~spaces.candidate.LossMix` and returns the model
+to ship (the EMA copy when asked). ``finetune`` is the short recovery run after pruning, with CE
+and KD only (see :func:`finetune_mix`).
+
+Recipe (fixed, so that candidates differ only in what the space searches):
+
+- AdamW, weight decay 0.05 on weights of rank >= 2; none on biases, norm parameters and the
+  ArcFace class centres.
+- Learning rate: linear warm-up over the first 5 % of the steps (at least one), then cosine decay
+  that reaches 0 just after the last step. The total is ``epochs * steps_per_epoch`` (the hint,
+  or the length of the first epoch's batches); a wrong hint only shifts where the cosine ends,
+  and steps beyond it run at learning rate 0.
+- Gradients clipped to global norm 1.0 (model and loss parameters together).
+- EMA: ``timm.utils.ModelEmaV3`` with decay warm-up (``1 - (1 + step) ** -0.75``, capped at 0.999),
+  updated after every optimizer step, so that short searches still move the average.
+- KD: teacher logits under ``no_grad`` on the batch resized to the teacher's resolution.
+- On CUDA: float16 autocast for the forward passes and a ``GradScaler``; the losses are computed
+  in float32. On CPU: plain float32, bit-for-bit deterministic for a given ``seed`` and batches.
+- When ``ce == 0`` the model's classifier got no gradient: at the end it is replaced by the
+  linear equivalent of the ArcFace head (same argmax, see
+  :meth:`~evaluators.losses.LossComputer.arcface_classifier_weight`), in the shipped model too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+
+import torch
+import torch.nn.functional as F
+from timm.utils import ModelEmaV3
+from torch import nn
+
+from evaluators.losses import LossComputer
+from spaces.candidate import LossMix
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(x, y, g)``: float32 NCHW images, int64 class indices, int64 group indices."""
+
+BatchSource = Callable[[int], Iterable[Batch]]
+"""``epoch -> batches`` of that epoch (the callee decides shuffling, seeded by the epoch)."""
+
+FeaturesAndLogits = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(model, x) -> (embedding, logits)``, where ``logits = classifier(embedding)``."""
+
+Progress = Callable[[int, dict[str, float]], None]
+"""Called after each epoch with the epoch index and its mean loss parts."""
+
+WEIGHT_DECAY = 0.05
+WARMUP_FRACTION = 0.05
+GRAD_CLIP_NORM = 1.0
+EMA_DECAY = 0.999
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train` / :func:`finetune`.
+
+    Attributes:
+        model: The model to ship, in eval mode on the training device: the EMA copy when
+            ``ema`` was asked, else the trained model itself.
+        history: One dictionary per epoch: mean over its steps of each loss part (unweighted
+            terms and ``total``), as returned by :class:`~evaluators.losses.LossComputer`.
+        steps: Optimizer steps taken.
+        seconds: Wall-clock seconds of the loop.
+        ema: Whether ``model`` is the EMA copy.
+        loss_mix: The loss mix actually trained with.
+        classifier_from_arcface: Whether the classifier was replaced by the ArcFace head.
+    """
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+    ema: bool
+    loss_mix: LossMix
+    classifier_from_arcface: bool = False
+
+
+def resize_to(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """Bilinear resize of an NCHW batch to ``resolution`` squared (unchanged when it already is, or None)."""
+    if resolution is None or tuple(x.shape[-2:]) == (resolution, resolution):
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float = WARMUP_FRACTION) -> Callable[[int], float]:
+    """Learning-rate multiplier of optimizer step ``s`` (0-based): linear warm-up, then cosine to 0.
+
+    Invariants: the multiplier is in ``(0, 1]`` during warm-up and reaches 1 at its last step;
+    afterwards it decreases strictly, stays positive up to the last step ``total_steps - 1`` (no
+    wasted step) and is 0 from step ``total_steps`` on.
+    """
+    total_steps = max(1, total_steps)
+    warmup = max(1, round(warmup_fraction * total_steps))
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup + 1) / (total_steps - warmup + 1))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return multiplier
+
+
+def finetune_mix(loss_mix: LossMix) -> LossMix:
+    """The loss mix of the fine-tuning run after pruning: CE (+ label smoothing) and KD only.
+
+    ArcFace's class-centre matrix has the width of the embedding before pruning, so it cannot
+    follow the model through a change of embedding width, and fresh centres would pull the pruned
+    embedding towards random directions; the triplet term is dropped with it, so the few
+    fine-tuning steps go to the classifier output that ships. CE keeps its weight, or 1 when the
+    mix had none (the classifier was then taken from the ArcFace head and CE now trains it).
+    """
+    return LossMix(ce=loss_mix.ce or 1.0, kd=loss_mix.kd, label_smoothing=loss_mix.label_smoothing)
+
+
+def train(
+    model: nn.Module,
+    batches: BatchSource,
+    *,
+    loss_mix: LossMix,
+    epochs: int,
+    lr: float,
+    device: str | torch.device = "cpu",
+    teacher: nn.Module | None = None,
+    teacher_resolution: int | None = None,
+    ema: bool = False,
+    steps_per_epoch: int | None = None,
+    progress: Progress | None = None,
+    features_and_logits: FeaturesAndLogits | None = None,
+    seed: int | None = None,
+) -> TrainResult:
+    """Train ``model`` in place with ``loss_mix`` and return the model to ship.
+
+    Args:
+        model: A classifier whose ``features_and_logits`` gives ``(embedding, logits)``;
+            moved to ``device`` and trained in place.
+        batches: ``epoch -> iterable of (x, y, g)``; ``g`` is not used by the loss.
+        loss_mix: Loss weights. ``kd > 0`` needs ``teacher``.
+        epochs: Passes over ``batches`` (>= 1).
+        lr: Peak learning rate.
+        device: ``cpu`` or ``cuda[:i]``; CUDA enables AMP.
+        teacher: KD teacher returning logits; put in eval mode, never trained here.
+        teacher_resolution: Side the teacher sees (the batch is resized to it); None keeps the
+            batch's own size.
+        ema: Ship an exponential moving average of the weights instead of the last weights.
+        steps_per_epoch: Steps of one epoch, for the schedule; needed when the first epoch's
+            batches have no ``len``.
+        progress: Called after each epoch with ``(epoch, mean parts)``.
+        features_and_logits: ``(model, x) -> (embedding, logits)``; defaults to
+            ``evaluators.models.features_and_logits``.
+        seed: When given, ``torch.manual_seed(seed)`` before anything random (ArcFace centres,
+            dropout), so runs on CPU repeat exactly.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: Bad arguments, ``kd > 0`` without a teacher, an empty epoch, or an unknown
+            number of steps.
+        FloatingPointError: When the loss stops being finite (lower ``lr``).
+    """
+    if epochs < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
+    if loss_mix.kd > 0 and teacher is None:
+        raise ValueError(f"loss mix {loss_mix.describe()!r} has kd={loss_mix.kd:g} but no teacher was given")
+    if features_and_logits is None:
+        from evaluators.models import features_and_logits as default_features_and_logits
+
+        features_and_logits = default_features_and_logits
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = torch.device(device)
+    use_amp = device.type == "cuda"
+    model.to(device)
+    if teacher is not None and loss_mix.kd > 0:
+        teacher.to(device).eval()
+    else:
+        teacher = None
+
+    started = time.perf_counter()
+    first_epoch = batches(0)
+    total_steps = epochs * _steps_per_epoch(first_epoch, steps_per_epoch)
+    epoch_iter = iter(first_epoch)
+    first = next(epoch_iter, None)
+    if first is None:
+        raise ValueError("batches(0) yielded no batches")
+    num_classes, embedding_dim = _probe_shapes(model, first[0].to(device), features_and_logits)
+    loss_computer = LossComputer(loss_mix, num_classes, embedding_dim).to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, loss_computer), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    averager = (
+        ModelEmaV3(model, decay=EMA_DECAY, use_warmup=True, warmup_power=0.75) if ema else None
+    )
+    clip_params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    history: list[dict[str, float]] = []
+    step = 0
+    for epoch in range(epochs):
+        source: Iterator[Batch] = chain([first], epoch_iter) if epoch == 0 else iter(batches(epoch))
+        model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for x, y, _groups in source:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            teacher_logits = _teacher_logits(teacher, x, teacher_resolution, use_amp)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                embedding, logits = features_and_logits(model, x)
+            total, parts = loss_computer(embedding, logits, y, teacher_logits)
+            if not math.isfinite(parts["total"]):
+                raise FloatingPointError(
+                    f"training loss became {parts['total']} at epoch {epoch}, step {step} "
+                    f"({loss_mix.describe()}, lr={lr:g}): lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(clip_params, GRAD_CLIP_NORM)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            if averager is not None:
+                averager.update(model, step=step)
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+        if count == 0:
+            raise ValueError(f"batches({epoch}) yielded no batches")
+        means = {name: value / count for name, value in sums.items()}
+        history.append(means)
+        if progress is not None:
+            progress(epoch, means)
+
+    from_arcface = loss_mix.ce == 0
+    shipped = averager.module if averager is not None else model
+    if from_arcface:
+        weight = loss_computer.arcface_classifier_weight()
+        _install_classifier(model, weight)
+        if shipped is not model:
+            _install_classifier(shipped, weight)
+    model.eval()
+    shipped.eval()
+    return TrainResult(
+        model=shipped, history=history, steps=step, seconds=time.perf_counter() - started,
+        ema=averager is not None, loss_mix=loss_mix, classifier_from_arcface=from_arcface,
+    )
+
+
+def finetune(
+    model: nn.Module,
+    batches: BatchSource,
+    *,
+    loss_mix: LossMix,
+    epochs: int,
+    lr: float,
+    device: str | torch.device = "cpu",
+    teacher: nn.Module | None = None,
+    teacher_resolution: int | None = None,
+    ema: bool = False,
+    steps_per_epoch: int | None = None,
+    progress: Progress | None = None,
+    features_and_logits: FeaturesAndLogits | None = None,
+    seed: int | None = None,
+) -> TrainResult:
+    """Fine-tune a pruned model with :func:`finetune_mix` of ``loss_mix`` (CE + KD only).
+
+    Same arguments and result as :func:`train`, which it calls; a lower ``lr`` than training's
+    (e.g. a tenth) suits a model that is already trained.
+    """
+    return train(
+        model, batches, loss_mix=finetune_mix(loss_mix), epochs=epochs, lr=lr, device=device,
+        teacher=teacher, teacher_resolution=teacher_resolution, ema=ema,
+        steps_per_epoch=steps_per_epoch, progress=progress,
+        features_and_logits=features_and_logits, seed=seed,
+    )
+
+
+def _steps_per_epoch(first_epoch: Iterable[Batch], hint: int | None) -> int:
+    if hint is not None:
+        if hint < 1:
+            raise ValueError(f"steps_per_epoch={hint} must be >= 1")
+        return hint
+    try:
+        return max(1, len(first_epoch))  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(
+            "the batches have no len(): pass steps_per_epoch for the learning-rate schedule"
+        ) from None
+
+
+@torch.no_grad()
+def _probe_shapes(
+    model: nn.Module, x: torch.Tensor, features_and_logits: FeaturesAndLogits
+) -> tuple[int, int]:
+    """``(num_classes, embedding_dim)`` from one eval-mode forward pass (no state changes)."""
+    was_training = model.training
+    model.eval()
+    embedding, logits = features_and_logits(model, x[:2])
+    model.train(was_training)
+    if embedding.dim() != 2 or logits.dim() != 2:
+        raise ValueError(
+            f"features_and_logits must return 2-D (embedding, logits), got shapes "
+            f"{tuple(embedding.shape)} and {tuple(logits.shape)}"
+        )
+    return logits.shape[1], embedding.shape[1]
+
+
+def _param_groups(model: nn.Module, loss_computer: LossComputer) -> list[dict]:
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.dim() >= 2 else no_decay).append(param)
+    no_decay.extend(p for p in loss_computer.parameters() if p.requires_grad)
+    return [
+        {"params": decay, "weight_decay": WEIGHT_DECAY},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+@torch.no_grad()
+def _teacher_logits(
+    teacher: nn.Module | None, x: torch.Tensor, resolution: int | None, use_amp: bool
+) -> torch.Tensor | None:
+    if teacher is None:
+        return None
+    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
+        return teacher(resize_to(x, resolution)).float()
+
+
+@torch.no_grad()
+def _install_classifier(model: nn.Module, weight: torch.Tensor) -> None:
+    """Set the model's linear classifier to ``weight`` with zero bias."""
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, nn.Linear) or classifier.weight.shape != weight.shape:
+        raise ValueError(
+            f"cannot install the ArcFace head: the model's classifier is {classifier!r}, "
+            f"not a Linear layer of shape {tuple(weight.shape)}"
+        )
+    classifier.weight.copy_(weight)
+    if classifier.bias is not None:
+        classifier.bias.zero_()

@@ -1,0 +1,109 @@
+"""LatencyBackend contract (shared by the local and FAKE backends) and the latency cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from evaluators.contracts import LatencyBackend, LatencyResult, LatencySettings
+from evaluators.db import make_engine
+from evaluators.errors import LatencyError
+from evaluators.latency import make_latency_backend
+from evaluators.latency.cache import LatencyCache
+
+
+def conv_model(path: Path, channels: int = 8) -> Path:
+    """A real ONNX classifier: Conv -> Relu -> GlobalAveragePool -> Flatten."""
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((channels, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", channels])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+SETTINGS = LatencySettings(threads=1, warmup=2, min_repeats=10, max_repeats=50, min_time_s=0.05)
+
+
+@pytest.fixture(params=["local", "fake"])
+def backend(request: pytest.FixtureRequest) -> LatencyBackend:
+    return make_latency_backend(request.param)
+
+
+def test_backend_contract(backend: LatencyBackend, tmp_path: Path) -> None:
+    result = backend.measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
+    assert isinstance(backend, LatencyBackend)
+    assert result.backend == backend.name and result.device_tag == backend.device_tag
+    assert 0 < result.min_ms <= result.median_ms <= result.p90_ms
+    assert result.n >= SETTINGS.min_repeats and result.threads == 1
+    assert LatencyResult.from_dict(result.to_dict()) == result
+    assert result.fake == (backend.name == "fake")
+    assert ("FAKE" in result.label()) == result.fake
+    assert ("FAKE" in result.device) == result.fake
+
+
+def test_local_backend_names_the_real_cpu_and_fails_clearly_on_a_broken_file(tmp_path: Path) -> None:
+    backend = make_latency_backend("local")
+    result = backend.measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
+    assert "cores" in result.device and result.runtime.startswith("onnxruntime")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(LatencyError, match="broken.onnx"):
+        backend.measure(broken, (1, 3, 32, 32), SETTINGS)
+
+
+def test_repeats_stop_at_max_and_continue_to_min_time(tmp_path: Path) -> None:
+    backend = make_latency_backend("local")
+    model = conv_model(tmp_path / "m.onnx")
+    capped = backend.measure(model, (1, 3, 32, 32), LatencySettings(warmup=0, min_repeats=5, max_repeats=7, min_time_s=60))
+    assert capped.n == 7
+    quick = backend.measure(model, (1, 3, 32, 32), LatencySettings(warmup=0, min_repeats=5, max_repeats=500, min_time_s=0))
+    assert quick.n == 5
+
+
+def test_fake_backend_is_deterministic_and_grows_with_input(tmp_path: Path) -> None:
+    backend = make_latency_backend("fake")
+    model = conv_model(tmp_path / "m.onnx")
+    small = backend.measure(model, (1, 3, 32, 32), SETTINGS)
+    assert backend.measure(model, (1, 3, 32, 32), SETTINGS) == small
+    assert backend.measure(model, (1, 3, 64, 64), SETTINGS).median_ms > small.median_ms
+
+
+def test_unknown_backend_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="local, remote, fake"):
+        make_latency_backend("gpu")
+
+
+def test_cache_keys_on_fingerprint_device_and_settings_and_first_write_wins(tmp_path: Path) -> None:
+    cache = LatencyCache(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    backend = make_latency_backend("fake")
+    result = backend.measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
+    assert cache.get("fp", "fake", SETTINGS) is None
+    assert cache.put("fp", SETTINGS, result) == result
+    hit = cache.get("fp", "fake", SETTINGS)
+    assert hit is not None and hit.cached and hit.median_ms == result.median_ms
+    assert cache.get("fp", "rpi4b", SETTINGS) is None
+    assert cache.get("fp", "fake", LatencySettings(threads=2)) is None
+    other = LatencyResult(**{**result.to_dict(), "median_ms": 123.0})
+    winner = cache.put("fp", SETTINGS, other)
+    assert winner.median_ms == result.median_ms and cache.count() == 1
+
+
+def test_cache_survives_a_new_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = make_latency_backend("fake").measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
+    LatencyCache(make_engine(url)).put("fp", SETTINGS, result)
+    again = LatencyCache(make_engine(url)).get("fp", "fake", SETTINGS)
+    assert again is not None and again.median_ms == result.median_ms
