@@ -1,0 +1,58 @@
+"""``--latency remote``: connect the search to a fleet coordinator, or embed one."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from evaluators.errors import HwsearchError
+
+ENV_TOKEN = "HWSEARCH_FLEET_TOKEN"
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise HwsearchError(f"--fleet-listen {value!r} is not HOST:PORT", "pass e.g. --fleet-listen 0.0.0.0:8765")
+    return host, int(port)
+
+
+def remote_backend(args: Any, storage_url: str, cleanups: list[Callable[[], None]]) -> Any:
+    """The remote latency backend for ``args``; starts an embedded coordinator for ``--fleet-listen``.
+
+    Functions that undo what was started are appended to ``cleanups`` (called in reverse order).
+
+    Raises:
+        HwsearchError: Missing token or device tag, both or neither of ``--fleet``/``--fleet-listen``.
+    """
+    from evaluators.latency.remote import RemoteLatencyBackend
+
+    token = args.fleet_token or os.environ.get(ENV_TOKEN)
+    if not token:
+        raise HwsearchError("--latency remote needs the fleet token", f"pass --fleet-token or set {ENV_TOKEN}")
+    if not args.device:
+        raise HwsearchError("--latency remote needs the target device tag", "pass --device TAG (e.g. --device rpi4b)")
+    if bool(args.fleet) == bool(args.fleet_listen):
+        raise HwsearchError("--latency remote needs exactly one of --fleet URL and --fleet-listen HOST:PORT",
+                            "pass --fleet URL of a running coordinator, or --fleet-listen to embed one")
+    url = args.fleet
+    if args.fleet_listen:
+        from evaluators.fleet.server import start_embedded
+        from evaluators.fleet.settings import FleetSettings
+
+        host, port = _parse_listen(args.fleet_listen)
+        try:
+            settings = FleetSettings(token=token, storage=storage_url)
+        except ValueError as exc:
+            raise HwsearchError(f"bad fleet settings: {str(exc).splitlines()[-1].strip()}",
+                                "pass a longer --fleet-token") from exc
+        coordinator = start_embedded(settings, host, port)
+        cleanups.append(coordinator.stop)
+        url = coordinator.url
+        lan = host in ("0.0.0.0", "::")
+        agent_url = f"http://<this machine's LAN address>:{url.rsplit(':', 1)[1]}" if lan else url
+        print(f"fleet coordinator listening on {coordinator.listen_url}; start agents with: "
+              f"python -m evaluators.agent --fleet {agent_url} --token $HWSEARCH_FLEET_TOKEN --device {args.device}")
+    backend = RemoteLatencyBackend(url, token, args.device, timeout_s=args.fleet_timeout)
+    cleanups.append(backend.close)
+    return backend

@@ -1,0 +1,91 @@
+"""The real CLI on a tiny budget, then the exported ONNX file re-evaluated independently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from PIL import Image
+
+from search import attrs
+from tests.search.clirun import TINY_ARGS, cli
+
+pytestmark = pytest.mark.slow
+
+STAGES = {"screen", "train", "export_quantize", "evaluate", "latency"}
+
+
+def independent_accuracy(model: Path, split_root: Path, class_names: list[str], resolution: int) -> float:
+    """Accuracy of ``model`` on the images under ``split_root/<group>/<class>/`` with nothing but
+    Pillow, numpy and onnxruntime, following the model card's preprocessing."""
+    import onnxruntime as ort
+
+    card = json.loads((model.parent / "model_card.json").read_text())
+    mean = np.array(card["preprocessing"]["mean"], dtype=np.float32)[:, None, None]
+    std = np.array(card["preprocessing"]["std"], dtype=np.float32)[:, None, None]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    correct = total = 0
+    for path in sorted(split_root.glob("*/*/*.png")):
+        image = Image.open(path).convert("RGB").resize((resolution, resolution), Image.BILINEAR)
+        x = ((np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0 - mean) / std)[None]
+        pred = int(session.run(None, {"input": x.astype(np.float32)})[0].argmax())
+        correct += int(class_names[pred] == path.parent.name)
+        total += 1
+    return correct / total
+
+
+def test_search_export_and_independent_reevaluation(tiny_data: Path, tmp_path: Path) -> None:
+    result = cli("search.launch", "--space", "esfair", "--data", str(tiny_data), "--trials", "3",
+                 "--latency", "local", "--out", "runs", "--seed", "1", *TINY_ARGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pareto front" in result.stdout and "test_acc" in result.stdout
+
+    study = optuna.load_study(study_name="esfair", storage=f"sqlite:///{tmp_path / 'runs' / 'hwsearch.db'}")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 3
+    trained = [t for t in complete if t.user_attrs[attrs.TRAINED]]
+    assert trained, "the 1000 ms budget screens nothing out"
+    for t in trained:
+        artifact = Path(t.user_attrs[attrs.ARTIFACT_PATH])
+        assert artifact == (tmp_path / "runs" / "esfair" / f"trial_{t.number}" / "model.onnx").resolve()
+        assert hashlib.sha256(artifact.read_bytes()).hexdigest() == t.user_attrs[attrs.ARTIFACT_SHA256]
+        metrics = t.user_attrs[attrs.METRICS]
+        assert STAGES <= set(metrics["stage_seconds"])
+        assert not metrics["latency"]["fake"] and "FAKE" not in metrics["latency"]["device"]
+        assert metrics["latency"]["n"] >= 20
+        assert set(metrics["per_group_accuracy"]) == {"dark", "light", "medium"}
+        assert t.values[0] == pytest.approx(metrics["accuracy"])
+
+    pareto = sorted(int(k.rsplit(".", 1)[1]) for k in study.user_attrs if k.startswith(attrs.STUDY_TEST_METRICS_PREFIX))
+    assert pareto, "the Pareto set was not evaluated on the test split"
+    number = pareto[0]
+    exported = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
+                   "--trial", str(number), "--out", "export", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    out = tmp_path / "export"
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "model_card.json", "model_card.md", "run_onnx.py"}
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["trial"] == number and card["latency"]["device"] in (out / "model_card.md").read_text()
+
+    accuracy = independent_accuracy(out / "model.onnx", tiny_data / "test", card["class_names"],
+                                    card["candidate"]["resolution"])
+    assert accuracy == pytest.approx(card["test"]["accuracy"], abs=1e-9)
+
+
+def test_pick_best_score_and_bad_trial_number(tiny_data: Path, tmp_path: Path) -> None:
+    result = cli("search.launch", "--data", str(tiny_data), "--trials", "2", "--latency", "fake",
+                 "--out", "runs", "--override", "loss_kd=0", *TINY_ARGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "FAKE" in result.stdout
+    best = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
+               "--pick", "best-score", "--out", "best", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    card_md = (tmp_path / "best" / "model_card.md").read_text()
+    assert "FAKE latency" in card_md
+    missing = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
+                  "--trial", "99", "--out", "x", cwd=tmp_path)
+    assert missing.returncode != 0 and "no trial 99" in missing.stderr and "Traceback" not in missing.stderr
