@@ -1,0 +1,107 @@
+"""Fixtures of the dashboard tests: seeded temp-file SQLite studies and an AppTest factory."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+for _path in (str(REPO), str(HERE)):  # the helpers beside this file, whatever pytest's import mode
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from dashboard_seed import SeededStudy, seed_storage  # noqa: E402
+
+APP = REPO / "dashboard" / "app.py"
+APP_TIMEOUT_S = 120
+
+
+@dataclass
+class SeededDB:
+    """A seeded database file.
+
+    Attributes:
+        url: Its ``sqlite:///`` URL.
+        path: The file.
+        out_root: Root of the studies' artifact folders.
+        studies: What was written, by study name.
+    """
+
+    url: str
+    path: Path
+    out_root: Path
+    studies: dict[str, SeededStudy]
+
+    @property
+    def demo(self) -> SeededStudy:
+        """The ``esfair-demo`` study (FAKE latency, every kind of trial)."""
+        return self.studies["esfair-demo"]
+
+
+def make_seeded(folder: Path) -> SeededDB:
+    """Seed a new database file under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "hwsearch.db"
+    url = f"sqlite:///{path}"
+    studies = seed_storage(url, folder / "runs")
+    return SeededDB(url, path, folder / "runs", studies)
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> SeededDB:
+    """A seeded database shared by the tests that only read it."""
+    return make_seeded(tmp_path_factory.mktemp("seeded"))
+
+
+@pytest.fixture
+def fresh_db(tmp_path: Path) -> SeededDB:
+    """A seeded database of this test's own (for tests that add trials)."""
+    return make_seeded(tmp_path / "fresh")
+
+
+@pytest.fixture
+def loaded(seeded_db: SeededDB):  # type: ignore[no-untyped-def]
+    """``(info, trials, frame_with_front)`` of ``esfair-demo``, read through the dashboard's storage."""
+    from dashboard.data import study_info, trials_frame
+    from dashboard.pareto import with_front
+    from dashboard.storage import open_storage
+
+    storage = open_storage(seeded_db.url)
+    try:
+        frozen = next(s for s in storage.optuna_storage.get_all_studies() if s.study_name == "esfair-demo")
+        info = study_info(frozen)
+        trials = storage.optuna_storage.get_all_trials(storage.optuna_storage.get_study_id_from_name("esfair-demo"))
+    finally:
+        storage.close()
+    return info, trials, with_front(trials_frame(trials, info), info)
+
+
+@pytest.fixture
+def app_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], object]:
+    """Factory: an AppTest of ``dashboard/app.py`` reading the storage URL given (via HWSEARCH_STORAGE).
+
+    Runs in a temp working directory so the default relative database path resolves there.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.ui import cached_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    monkeypatch.chdir(tmp_path)
+
+    def make(url: str) -> AppTest:
+        cached_storage.clear()
+        if url:
+            monkeypatch.setenv("HWSEARCH_STORAGE", url)
+        else:
+            monkeypatch.delenv("HWSEARCH_STORAGE", raising=False)
+        return AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+
+    yield make
+    cached_storage.clear()
