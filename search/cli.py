@@ -7,7 +7,7 @@ from pathlib import Path
 
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
-DEFAULT_TRIALS = 8
+DEFAULT_TRIALS = 12
 
 
 def build_parser() -> argparse.ArgumentParser:
