@@ -47,10 +47,16 @@ def preprocess(path):
     return ((x - MEAN) / STD).astype(np.float32)
 
 
+paths = sys.argv[1:]
+if not paths or any(p.startswith("-") for p in paths):
+    sys.exit("usage: python run_onnx.py IMAGE [IMAGE ...]  (prints each image's predicted class)")
+missing = [p for p in paths if not Path(p).is_file()]
+if missing:
+    sys.exit(f"no such image file: {', '.join(missing)}")
 session = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
-batch = np.stack([preprocess(p) for p in sys.argv[1:]])
+batch = np.stack([preprocess(p) for p in paths])
 logits = session.run(None, {"input": batch})[0]
-for path, row in zip(sys.argv[1:], logits):
+for path, row in zip(paths, logits):
     print(path, CARD["class_names"][int(row.argmax())])
 '''
 

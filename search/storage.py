@@ -8,6 +8,7 @@ process that asks for a trial (after ``grace_period`` seconds).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from evaluators.errors import StorageError
@@ -48,11 +49,15 @@ def open_storage(url: str):  # type: ignore[no-untyped-def]
         _check_sqlite_file(url)
         ensure_sqlite_parent(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    def rdb_storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are experimental in Optuna; we rely on them knowingly
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                              grace_period=HEARTBEAT_GRACE_S)
+
     try:
-        return with_schema_retry(lambda: optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=HEARTBEAT_GRACE_S,
-        ))
+        return with_schema_retry(rdb_storage)
     except (ArgumentError, ValueError) as exc:
         raise StorageError(f"bad storage URL {url!r}: {exc}",
                            "use a SQLAlchemy URL such as sqlite:///runs/hwsearch.db") from exc

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +86,37 @@ def test_pick_best_score_and_bad_trial_number(tiny_data: Path, tmp_path: Path) -
     best = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
                "--pick", "best-score", "--out", "best", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
+    assert "Warning" not in best.stderr, best.stderr
     card_md = (tmp_path / "best" / "model_card.md").read_text()
     assert "FAKE latency" in card_md
+    assert_snippet_predicts_like_the_model(tmp_path / "best", sorted((tiny_data / "test").rglob("*.png"))[:3])
     missing = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
                   "--trial", "99", "--out", "x", cwd=tmp_path)
     assert missing.returncode != 0 and "no trial 99" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def assert_snippet_predicts_like_the_model(export_dir: Path, images: list[Path]) -> None:
+    """The exported ``run_onnx.py`` prints each image's class as the model predicts it, and a call
+    without images prints its usage instead of a traceback."""
+    import onnxruntime as ort
+
+    assert images, "the tiny data set has no test images"
+    card = json.loads((export_dir / "model_card.json").read_text())
+    resolution = card["candidate"]["resolution"]
+    mean = np.array(card["preprocessing"]["mean"], dtype=np.float32)[:, None, None]
+    std = np.array(card["preprocessing"]["std"], dtype=np.float32)[:, None, None]
+    session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = []
+    for image in images:
+        x = np.asarray(Image.open(image).convert("RGB").resize((resolution, resolution), Image.BILINEAR),
+                       dtype=np.float32).transpose(2, 0, 1) / 255.0
+        logits = session.run(None, {"input": ((x - mean) / std)[None].astype(np.float32)})[0]
+        expected.append(f"{image} {card['class_names'][int(logits[0].argmax())]}")
+
+    snippet = export_dir / "run_onnx.py"
+    ran = subprocess.run([sys.executable, str(snippet), *map(str, images)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == expected
+    usage = subprocess.run([sys.executable, str(snippet), "--help"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode != 0 and "usage: python run_onnx.py IMAGE" in usage.stderr
+    assert "Traceback" not in usage.stderr
