@@ -68,5 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fleet-token", help="fleet token; also env HWSEARCH_FLEET_TOKEN")
     p.add_argument("--fleet-timeout", type=float, default=600.0,
                    help="seconds to wait for an agent's measurement before failing the trial (default 600)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar; print one line per finished trial instead (for logs)")
     return p

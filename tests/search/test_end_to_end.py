@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,8 @@ def test_pick_best_score_and_bad_trial_number(tiny_data: Path, tmp_path: Path) -
                  "--out", "runs", "--override", "loss_kd=0", *TINY_ARGS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "FAKE" in result.stdout
+    logged = [line for line in result.stdout.splitlines() if re.match(r"trial \d+ ", line)]
+    assert len(logged) == 2 and all(" trained in " in line and " ms | " in line for line in logged), logged
     best = cli("search.export", "--storage", "sqlite:///runs/hwsearch.db", "--study", "esfair",
                "--pick", "best-score", "--out", "best", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
