@@ -26,7 +26,8 @@ import optuna
 import pytest
 import sqlalchemy
 
-from tests.search.scaleutil import CHEAP, alive, descendants, kill_all, wait_for
+from tests.search.scaleutil import CHEAP, alive, descendants, kill_all
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -22,8 +22,8 @@ from tests.search.scaleutil import (
     descendants,
     kill_all,
     trial_states,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

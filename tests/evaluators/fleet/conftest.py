@@ -12,9 +12,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import onnx
@@ -22,6 +21,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from evaluators.fleet.client import FleetClient
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "test-fleet-token-0123456789"
@@ -49,17 +49,6 @@ def make_onnx(path: Path, *, channels: int = 4, seed: int = 0) -> Path:
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    """Poll ``predicate`` until it is truthy; fail the test naming ``what`` after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -161,7 +150,7 @@ class AgentProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"agent exited with {self.process.returncode}: {self.log()[-2000:]}")
             return None
-        return str(wait_until(registered, timeout, "the agent to register"))
+        return str(wait_for(registered, timeout, "the agent to register", step=0.05))
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` if it still runs."""
@@ -183,7 +172,7 @@ class Fleet:
     input_shape = INPUT_SHAPE
     quick = QUICK
     slow = staticmethod(slow_settings)
-    wait_until = staticmethod(wait_until)
+    wait_for = staticmethod(wait_for)
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir

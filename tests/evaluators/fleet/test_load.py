@@ -38,7 +38,7 @@ def test_four_agents_and_800_jobs_lose_and_duplicate_nothing(fleet: Any) -> None
     for thread in submitters:
         thread.join(600)
     assert len(set(submitted)) == total
-    fleet.wait_until(lambda: client.stats()["jobs"].get("done", 0) == total, 600, f"{total} jobs done", interval=0.5)
+    fleet.wait_for(lambda: client.stats()["jobs"].get("done", 0) == total, 600, f"{total} jobs done", step=0.5)
     jobs = client.jobs(limit=10_000)
     assert client.stats()["jobs"] == {"done": total}
     assert {job["id"] for job in jobs} == set(submitted)

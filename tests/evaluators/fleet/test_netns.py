@@ -70,18 +70,18 @@ def test_an_agent_cut_off_mid_job_is_replaced_and_reconnects_when_the_link_retur
     sha = hashlib.sha256(data).hexdigest()
     client.upload(sha, data)
     job = client.enqueue("edge", sha, [1, 3, 8, 8], fleet.slow(4.0))["id"]
-    fleet.wait_until(lambda: f"job {job}: benchmarking" in cut_off.log(), 60, "the namespaced agent to start the job")
+    fleet.wait_for(lambda: f"job {job}: benchmarking" in cut_off.log(), 60, "the namespaced agent to start the job")
     _ip("link", "set", namespace.host_link, "down")
     backup = fleet.agent(coordinator.url, "edge")
     backup_id = backup.agent_id()
-    view = fleet.wait_until(lambda: (v := client.job(job))["state"] == "done" and v, 120, "the backup to measure")
+    view = fleet.wait_for(lambda: (v := client.job(job))["state"] == "done" and v, 120, "the backup to measure")
     assert view["result"]["agent"] == backup_id and view["attempts"] == 2 and cut_id in view["note"]
-    fleet.wait_until(lambda: "coordinator unavailable" in cut_off.log(), 60, "the cut-off agent to notice")
+    fleet.wait_for(lambda: "coordinator unavailable" in cut_off.log(), 60, "the cut-off agent to notice")
     _ip("link", "set", namespace.host_link, "up")
-    fleet.wait_until(lambda: "refused the report" in cut_off.log(), 120, "its late result to be refused")
+    fleet.wait_for(lambda: "refused the report" in cut_off.log(), 120, "its late result to be refused")
     backup.signal(signal.SIGTERM)
     assert backup.wait(60) == 0
     later = client.enqueue("edge", sha, [1, 3, 8, 8], fleet.quick)["id"]
-    view = fleet.wait_until(lambda: (v := client.job(later))["state"] == "done" and v, 120, "the reconnected agent")
+    view = fleet.wait_for(lambda: (v := client.job(later))["state"] == "done" and v, 120, "the reconnected agent")
     assert view["result"]["agent"] == cut_id
     assert {a["id"]: a["jobs_done"] for a in client.agents()} == {cut_id: 1, backup_id: 1}

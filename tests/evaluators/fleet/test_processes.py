@@ -66,10 +66,10 @@ def test_an_agent_killed_mid_job_is_replaced_and_the_job_measured_once(fleet: An
     by_id = {first.agent_id(): first, second.agent_id(): second}
     client = fleet.client(coordinator)
     job = _submit(client, fleet.model(), fleet.slow(3.0))
-    holder = fleet.wait_until(lambda: client.job(job)["agent_id"], 60, "an agent to lease the job")
+    holder = fleet.wait_for(lambda: client.job(job)["agent_id"], 60, "an agent to lease the job")
     by_id[holder].signal(signal.SIGKILL)
     survivor = next(agent_id for agent_id in by_id if agent_id != holder)
-    view = fleet.wait_until(lambda: (v := client.job(job))["state"] == "done" and v, 120, "the job to finish")
+    view = fleet.wait_for(lambda: (v := client.job(job))["state"] == "done" and v, 120, "the job to finish")
     assert view["result"]["agent"] == survivor and view["agent_id"] == survivor
     assert view["attempts"] == 2 and holder in view["note"]
     done = {agent["id"]: agent["jobs_done"] for agent in client.agents()}
@@ -85,12 +85,12 @@ def test_a_restarted_coordinator_loses_no_job_and_agents_reconnect(fleet: Any) -
     jobs = [_submit(client, model, fleet.slow(0.3)) for _ in range(12)]
     agent = fleet.agent(coordinator.url)
     agent.agent_id()
-    fleet.wait_until(lambda: client.stats()["jobs"].get("done", 0) >= 3, 120, "three jobs done")
+    fleet.wait_for(lambda: client.stats()["jobs"].get("done", 0) >= 3, 120, "three jobs done")
     coordinator.kill()
-    fleet.wait_until(lambda: "coordinator unavailable" in agent.log(), 60, "the agent to notice")
+    fleet.wait_for(lambda: "coordinator unavailable" in agent.log(), 60, "the agent to notice")
     coordinator.start()
     client = fleet.client(coordinator)
-    fleet.wait_until(lambda: client.stats()["jobs"].get("done", 0) == len(jobs), 180, "every job done")
+    fleet.wait_for(lambda: client.stats()["jobs"].get("done", 0) == len(jobs), 180, "every job done")
     views = {view["id"]: view for view in client.jobs()}
     assert {views[job]["state"] for job in jobs} == {"done"}
     assert {views[job]["state"] for job in waiting} == {"queued"}
@@ -164,7 +164,7 @@ def test_sigterm_finishes_the_running_job_or_releases_it_after_the_drain(fleet: 
     patient = fleet.agent(coordinator.url)
     patient_id = patient.agent_id()
     job = _submit(client, fleet.model(), fleet.slow(2.0))
-    fleet.wait_until(lambda: client.job(job)["state"] == "leased", 60, "the job to be leased")
+    fleet.wait_for(lambda: client.job(job)["state"] == "leased", 60, "the job to be leased")
     patient.signal(signal.SIGTERM)
     assert patient.wait(60) == 0
     view = client.job(job)
@@ -172,7 +172,7 @@ def test_sigterm_finishes_the_running_job_or_releases_it_after_the_drain(fleet: 
     hasty = fleet.agent(coordinator.url, "cpu-test", "--drain-seconds", "0.5")
     hasty.agent_id()
     job = _submit(client, fleet.model(), fleet.slow(600.0))
-    fleet.wait_until(lambda: client.job(job)["state"] == "leased", 60, "the job to be leased")
+    fleet.wait_for(lambda: client.job(job)["state"] == "leased", 60, "the job to be leased")
     hasty.signal(signal.SIGTERM)
     assert hasty.wait(60) == 0
     view = client.job(job)
