@@ -189,7 +189,7 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
     from evaluators.data import iterate_batches
     from evaluators.models import build_model, features_and_logits, prepare_for_export
     from evaluators.pruning import prune_uniform
-    from evaluators.training import finetune, train
+    from evaluators.training import finetune_mix, train
 
     teacher, teacher_res = None, None
     if candidate.loss.kd > 0:
@@ -218,10 +218,10 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
             example = torch.zeros(input_shape(candidate))
             model = prune_uniform(model, candidate.prune_ratio, example)
             if candidate.finetune_epochs > 0:
-                model = finetune(model, batches, loss_mix=candidate.loss, epochs=candidate.finetune_epochs,
-                                 lr=candidate.lr / 3, device=ctx.device, teacher=teacher,
-                                 teacher_resolution=teacher_res, steps_per_epoch=steps,
-                                 seed=ctx.seed).model
+                model = train(model, batches, loss_mix=finetune_mix(candidate.loss),
+                              epochs=candidate.finetune_epochs, lr=candidate.lr / 3, device=ctx.device,
+                              teacher=teacher, teacher_resolution=teacher_res, steps_per_epoch=steps,
+                              seed=ctx.seed).model
     return model.cpu().eval()
 
 

@@ -1,8 +1,8 @@
 """Training loop of one candidate: AdamW, cosine schedule with warm-up, clipping, EMA, KD, AMP.
 
 ``train`` trains a model in place with a :class:`~spaces.candidate.LossMix` and returns the model
-to ship (the EMA copy when asked). ``finetune`` is the short recovery run after pruning, with CE
-and KD only (see :func:`finetune_mix`).
+to ship (the EMA copy when asked). The short recovery run after pruning is ``train`` with
+:func:`finetune_mix` of the candidate's loss mix (CE and KD only).
 
 Recipe (fixed, so that candidates differ only in what the space searches):
 
@@ -59,7 +59,7 @@ EMA_DECAY = 0.999
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train` / :func:`finetune`.
+    """Outcome of :func:`train`.
 
     Attributes:
         model: The model to ship, in eval mode on the training device: the EMA copy when
@@ -252,35 +252,6 @@ def train(
     return TrainResult(
         model=shipped, history=history, steps=step, seconds=time.perf_counter() - started,
         ema=averager is not None, loss_mix=loss_mix, classifier_from_arcface=from_arcface,
-    )
-
-
-def finetune(
-    model: nn.Module,
-    batches: BatchSource,
-    *,
-    loss_mix: LossMix,
-    epochs: int,
-    lr: float,
-    device: str | torch.device = "cpu",
-    teacher: nn.Module | None = None,
-    teacher_resolution: int | None = None,
-    ema: bool = False,
-    steps_per_epoch: int | None = None,
-    progress: Progress | None = None,
-    features_and_logits: FeaturesAndLogits | None = None,
-    seed: int | None = None,
-) -> TrainResult:
-    """Fine-tune a pruned model with :func:`finetune_mix` of ``loss_mix`` (CE + KD only).
-
-    Same arguments and result as :func:`train`, which it calls; a lower ``lr`` than training's
-    (e.g. a tenth) suits a model that is already trained.
-    """
-    return train(
-        model, batches, loss_mix=finetune_mix(loss_mix), epochs=epochs, lr=lr, device=device,
-        teacher=teacher, teacher_resolution=teacher_resolution, ema=ema,
-        steps_per_epoch=steps_per_epoch, progress=progress,
-        features_and_logits=features_and_logits, seed=seed,
     )
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from evaluators.teacher import get_or_train_teacher, teacher_paths
-from evaluators.training import finetune, finetune_mix, resize_to, train, warmup_cosine
+from evaluators.training import finetune_mix, resize_to, train, warmup_cosine
 from spaces.candidate import LossMix
 
 torch.set_num_threads(1)
@@ -138,8 +138,8 @@ def test_finetune_keeps_only_ce_and_kd():
         ce=0.5, kd=2.0, label_smoothing=0.1
     )
     assert finetune_mix(LossMix(ce=0.0, arcface=1.0)) == LossMix(ce=1.0)
-    result = finetune(
-        make_model(), batches, loss_mix=LossMix(arcface=1.0, triplet=1.0), epochs=1, lr=1e-3,
+    result = train(
+        make_model(), batches, loss_mix=finetune_mix(LossMix(arcface=1.0, triplet=1.0)), epochs=1, lr=1e-3,
         features_and_logits=features_and_logits, seed=0,
     )
     assert set(result.history[0]) == {"ce", "total"}
