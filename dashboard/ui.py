@@ -187,6 +187,21 @@ def fake_banner(study: LoadedStudy) -> None:
         )
 
 
+def study_page(ctx: PageContext, title: str) -> LoadedStudy | None:
+    """Open a page about the chosen study: header, FAKE warning, and the empty-study message.
+
+    Returns:
+        The loaded study, or None when it has no trials yet (the page has then said so).
+    """
+    study = load_study(ctx)
+    st.header(f"{title} — {study.info.name}")
+    fake_banner(study)
+    if study.frame.empty:
+        st.info("This study has no trials yet.")
+        return None
+    return study
+
+
 def guarded(render: Callable[[PageContext], None]) -> Callable[[PageContext], None]:
     """Wrap a page so a database that fails mid-read shows a message, not a traceback."""
 

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial
 from dashboard import charts
 from dashboard.data import StudyInfo
 from dashboard.insight import EVALUATORS, InsightError, dimension_effects, effect_dimensions, param_importances
-from dashboard.ui import LoadedStudy, PageContext, fake_banner, load_study, sticky
+from dashboard.ui import LoadedStudy, PageContext, sticky, study_page
 
 
 def _signature(frame: pd.DataFrame, objective: str) -> tuple[tuple[int, float], ...]:
@@ -63,11 +63,8 @@ def _effects_section(study: LoadedStudy) -> None:
 
 def render(ctx: PageContext) -> None:
     """Draw the Insight page of the chosen study."""
-    study = load_study(ctx)
-    st.header(f"Insight — {study.info.name}")
-    fake_banner(study)
-    if study.frame.empty:
-        st.info("This study has no trials yet.")
+    study = study_page(ctx, "Insight")
+    if study is None:
         return
     _importance_section(ctx, study)
     _effects_section(study)

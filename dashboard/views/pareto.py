@@ -7,20 +7,17 @@ import streamlit as st
 from dashboard import charts
 from dashboard.data import param_columns, projection_pairs
 from dashboard.pareto import FRONT_INFEASIBLE, FRONT_PARETO, hypervolume_history
-from dashboard.ui import PageContext, fake_banner, load_study, sticky
+from dashboard.ui import PageContext, sticky, study_page
 
 PREFERRED_COLOUR = ("backbone", "quant", "resolution", "width", "prune_ratio")
 
 
 def render(ctx: PageContext) -> None:
     """Draw the Pareto page of the chosen study."""
-    study = load_study(ctx)
-    info, frame = study.info, study.frame
-    st.header(f"Pareto front — {info.name}")
-    fake_banner(study)
-    if frame.empty:
-        st.info("This study has no trials yet.")
+    study = study_page(ctx, "Pareto front")
+    if study is None:
         return
+    info, frame = study.info, study.frame
     params = param_columns(frame)
     options = [charts.NO_COLOUR] + [p for p in PREFERRED_COLOUR if p in params] + [
         p for p in params if p not in PREFERRED_COLOUR

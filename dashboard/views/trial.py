@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import charts, detail
 from dashboard.data import FAKE_LABEL, StudyInfo, candidate_params, latency_record, latency_source
 from dashboard.pareto import FRONT_PARETO
-from dashboard.ui import LoadedStudy, PageContext, fake_banner, load_study, sticky
+from dashboard.ui import LoadedStudy, PageContext, sticky, study_page
 from search import attrs
 
 
@@ -99,11 +99,8 @@ def _artifact_section(ctx: PageContext, study: LoadedStudy, number: int, user_at
 
 def render(ctx: PageContext) -> None:
     """Draw the Trial page of the chosen study."""
-    study = load_study(ctx)
-    st.header(f"Trial — {study.info.name}")
-    fake_banner(study)
-    if study.frame.empty:
-        st.info("This study has no trials yet.")
+    study = study_page(ctx, "Trial")
+    if study is None:
         return
     labels = _labels(study)
     number = sticky(st.selectbox, f"trial.{study.info.name}", list(labels), _default_trial(study), "Trial",
