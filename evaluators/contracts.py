@@ -80,6 +80,12 @@ class LatencyResult:
         agent: Fleet agent id that measured it (remote backend only).
         peak_memory_mb: Peak resident memory of the benchmarking process, when known.
         cached: True when the figure came from the latency cache.
+        source: How the figure was obtained: ``measured`` (timed on the device named by
+            ``device``), ``emulated`` (timed under an instruction-set emulator such as qemu-user:
+            says nothing about the real device's speed), ``predicted`` (a model's estimate) or
+            ``fake`` (computed by the fake backend, tests only).
+        under_load: True when the figure was taken while other work shared the cores (it is
+            then not a clean measurement and is labelled so).
     """
 
     median_ms: float
@@ -97,11 +103,19 @@ class LatencyResult:
     agent: str | None = None
     peak_memory_mb: float | None = None
     cached: bool = False
+    source: str = "measured"
+    under_load: bool = False
 
     def label(self) -> str:
-        """Human label of where the figure comes from (says FAKE for the fake backend)."""
+        """Human label of where the figure comes from (says FAKE, EMULATED, PREDICTED when so)."""
         text = f"{self.device} [{self.backend}, {self.threads} thr]"
-        return f"FAKE latency (not measured): {text}" if self.fake else text
+        if self.fake or self.source == "fake":
+            return f"FAKE latency (not measured): {text}"
+        if self.source == "emulated":
+            text = f"EMULATED latency (not the device's speed): {text}"
+        elif self.source == "predicted":
+            text = f"PREDICTED latency (not measured): {text}"
+        return f"{text} (measured under load)" if self.under_load else text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary."""

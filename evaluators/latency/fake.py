@@ -41,5 +41,5 @@ class FakeLatencyBackend:
             median_ms=median, p90_ms=median * 1.05, mean_ms=median * 1.01, std_ms=median * 0.02,
             min_ms=median * 0.97, n=settings.min_repeats, device="FAKE backend (not a real device)",
             device_tag=self.device_tag, threads=settings.threads, backend=self.name,
-            runtime="none (fake)", fake=True,
+            runtime="none (fake)", fake=True, source="fake",
         )
