@@ -4,11 +4,13 @@ Pure Python: importing this package loads no torch, onnxruntime, ray or streamli
 """
 
 from spaces.candidate import QUANT_SCHEMES, Candidate, CandidateError, LossMix
-from spaces.registry import SpaceSpec, UnknownSpaceError, get_space, list_spaces, register_space
-from spaces.task import Objective, Task
-from spaces import esfair as _esfair  # noqa: F401  (registers the built-in space)
+from spaces.registries import Registry, UnknownNameError
+from spaces.registry import SampleContext, SpaceSpec, UnknownSpaceError, get_space, list_spaces, register_space
+from spaces.task import Constraint, Detail, Objective, Task
+from spaces import esfair as _esfair, lpirc as _lpirc  # noqa: F401,E402  (register the built-in spaces)
 
 __all__ = [
-    "QUANT_SCHEMES", "Candidate", "CandidateError", "LossMix", "Objective", "SpaceSpec", "Task",
-    "UnknownSpaceError", "get_space", "list_spaces", "register_space",
+    "QUANT_SCHEMES", "Candidate", "CandidateError", "Constraint", "Detail", "LossMix", "Objective", "Registry",
+    "SampleContext", "SpaceSpec", "Task", "UnknownNameError", "UnknownSpaceError", "get_space", "list_spaces",
+    "register_space",
 ]

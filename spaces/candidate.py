@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 QUANT_SCHEMES: tuple[str, ...] = ("fp32", "fp16", "int8_dynamic", "int8_static")
-"""Quantization schemes every evaluator understands.
+"""The built-in quantization schemes (``evaluators.quantization`` registers them; a plugin may
+register more, which is why a Candidate checks only that ``quant`` is a name).
 
 - ``fp32``: the exported graph as is.
 - ``fp16``: weights and activations in float16, float32 inputs/outputs (``keep_io_types``).
@@ -67,7 +68,8 @@ class Candidate:
     """A classifier recipe: architecture, input size, training recipe, compression.
 
     Invariants: ``0 < width``, ``resolution`` a positive multiple of 8 (callers resize to it),
-    ``0 <= prune_ratio < 1``, ``quant`` in :data:`QUANT_SCHEMES`, ``epochs >= 1``.
+    ``0 <= prune_ratio < 1``, ``quant`` a non-empty name (the evaluators' scheme registry resolves
+    it and fails fast on unknown names), ``epochs >= 1``.
 
     Attributes:
         backbone: Name in the evaluators' backbone registry (e.g. ``mobilenetv3_small``).
@@ -81,7 +83,10 @@ class Candidate:
         lr: Peak learning rate (AdamW, cosine schedule).
         batch_size: Training batch size.
         ema: Whether an exponential moving average of the weights is evaluated and shipped.
-        pretrained: Optional local path to a timm state dict to start from (never downloaded).
+        pretrained: Optional local path to a timm state dict to start from (never downloaded);
+            fixed by ``--override pretrained=PATH``.
+        warm_start: Start from the pretrained weights the search was given (``--pretrained``) for
+            this backbone and width; a searched dimension where such weights exist.
     """
 
     backbone: str
@@ -96,6 +101,7 @@ class Candidate:
     batch_size: int = 32
     ema: bool = False
     pretrained: str | None = None
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -104,8 +110,8 @@ class Candidate:
             raise CandidateError(f"resolution={self.resolution} must be a positive multiple of 8")
         if not 0 <= self.prune_ratio < 1:
             raise CandidateError(f"prune_ratio={self.prune_ratio} must be in [0, 1)")
-        if self.quant not in QUANT_SCHEMES:
-            raise CandidateError(f"quant={self.quant!r} is not one of {', '.join(QUANT_SCHEMES)}")
+        if not isinstance(self.quant, str) or not self.quant.strip():
+            raise CandidateError(f"quant={self.quant!r} must name a quantization scheme, e.g. {', '.join(QUANT_SCHEMES)}")
         if self.epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise CandidateError("epochs >= 1, finetune_epochs >= 0, batch_size >= 1, lr > 0")
 
@@ -115,6 +121,8 @@ class Candidate:
         params.update({f"loss_{k}": v for k, v in dataclasses.asdict(self.loss).items()})
         if params["pretrained"] is None:
             del params["pretrained"]
+        if not params["warm_start"]:
+            del params["warm_start"]
         return params
 
     @classmethod
@@ -137,8 +145,9 @@ class Candidate:
         for key in ("resolution", "epochs", "finetune_epochs", "batch_size"):
             if key in params:
                 params[key] = int(params[key])
-        if "ema" in params:
-            params["ema"] = bool(params["ema"])
+        for key in ("ema", "warm_start"):
+            if key in params:
+                params[key] = bool(params[key])
         return cls(loss=LossMix(**loss), **params)
 
     def describe(self) -> str:
@@ -148,4 +157,6 @@ class Candidate:
             text += f" prune{self.prune_ratio:g}"
         if self.ema:
             text += " ema"
+        if self.warm_start or self.pretrained:
+            text += " warm"
         return f"{text} {self.quant}"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from spaces.candidate import QUANT_SCHEMES, Candidate, LossMix
-from spaces.registry import TrialLike, register_space
+from spaces.registry import SampleContext, TrialLike, register_space
 from spaces.scores import esfair_score
-from spaces.task import Objective, Task
+from spaces.task import Detail, Objective, Task
 
 BACKBONES: tuple[str, ...] = (
     "mobilenetv3_small",
@@ -30,24 +30,26 @@ DEFAULT_LATENCY_BUDGET_MS = 6.0
 ``--latency-budget`` for a real device (a Raspberry Pi 4B is roughly 5-10x slower)."""
 
 
-def _score(metrics: Mapping[str, Any], task: Task) -> float:
+def _esfair_score(metrics: Mapping[str, Any], task: Task) -> float:
     budget = task.latency_budget_ms or 1.0
     return esfair_score(
         metrics["accuracy"], metrics["fairness"]["spd"], metrics["latency"]["median_ms"], budget,
-        task.latency_score_weight,
+        float(task.extras.get("latency_score_weight", 1.0 / 3.0)),
     )
 
 
 ESFAIR_TASK = Task(
     default_data="embedded:esfair",
     objectives=(
-        Objective("accuracy", "accuracy", "maximize"),
-        Objective("fairness", "fairness.fairness_part", "maximize"),
-        Objective("latency_ms", "latency.median_ms", "minimize"),
+        Objective("accuracy", "accuracy", "maximize", worst=0.0, best=1.0),
+        Objective("fairness", "fairness.fairness_part", "maximize", worst=0.0, best=1.0 / 3.0, needs_groups=True),
+        Objective("latency_ms", "latency.median_ms", "minimize", best=0.0),
     ),
-    score=_score,
+    scores={"esfair": _esfair_score},
+    details=(Detail("SPD", "fairness.spd"), Detail("worst group", "fairness.worst_group_accuracy")),
     latency_budget_ms=DEFAULT_LATENCY_BUDGET_MS,
     size_budget_mb=20.0,
+    extras={"latency_score_weight": 1.0 / 3.0},
 )
 
 
@@ -69,8 +71,12 @@ def esfair_baselines() -> dict[str, Candidate]:
 
 
 @register_space("esfair", task=ESFAIR_TASK, baselines=esfair_baselines)
-def esfair_space(trial: TrialLike) -> Candidate:
-    """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation."""
+def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
+    """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation.
+
+    ``warm_start`` is sampled only for a backbone and width that have pretrained weights in this
+    run (``--pretrained``), so a search without weights has exactly the dimensions it can use.
+    """
     loss = LossMix(
         ce=1.0,
         arcface=trial.suggest_categorical("loss_arcface", [0.0, 0.5, 1.0]),
@@ -78,13 +84,17 @@ def esfair_space(trial: TrialLike) -> Candidate:
         kd=trial.suggest_categorical("loss_kd", [0.0, 0.5, 1.0]),
         label_smoothing=trial.suggest_categorical("loss_label_smoothing", [0.0, 0.1]),
     )
+    backbone = trial.suggest_categorical("backbone", list(BACKBONES))
+    width = trial.suggest_categorical("width", list(WIDTHS))
+    warm = context.has_weights(backbone, width) and trial.suggest_categorical("warm_start", [False, True])
     return Candidate(
-        backbone=trial.suggest_categorical("backbone", list(BACKBONES)),
-        width=trial.suggest_categorical("width", list(WIDTHS)),
+        backbone=backbone,
+        width=width,
         resolution=trial.suggest_categorical("resolution", list(RESOLUTIONS)),
         loss=loss,
         prune_ratio=trial.suggest_float("prune_ratio", 0.0, 0.7, step=0.1),
         quant=trial.suggest_categorical("quant", list(QUANT_SCHEMES)),
         lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
         ema=trial.suggest_categorical("ema", [False, True]),
+        warm_start=bool(warm),
     )

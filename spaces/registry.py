@@ -1,11 +1,13 @@
-"""Registry of search spaces, in timm's style: register by decorator, fail fast on unknown names."""
+"""Registry of search spaces: register by decorator, fail fast on unknown names."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from spaces.candidate import Candidate
+from spaces.registries import Registry, UnknownNameError
 from spaces.task import Task
 
 
@@ -20,14 +22,30 @@ class TrialLike(Protocol):
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
 
 
-SpaceFn = Callable[[TrialLike], Candidate]
+@dataclass(frozen=True)
+class SampleContext:
+    """What the search tells a space function about this run (picklable, no computation).
+
+    Attributes:
+        warm_starts: ``(backbone, width)`` pairs for which pretrained weights are at hand; a
+            space offers the ``warm_start`` dimension only for those.
+        grouped_data: Whether the data has groups (group-aware training methods need them).
+    """
+
+    warm_starts: frozenset[tuple[str, float]] = field(default_factory=frozenset)
+    grouped_data: bool = True
+
+    def has_weights(self, backbone: str, width: float) -> bool:
+        """True when pretrained weights exist for ``backbone`` at ``width``."""
+        return (backbone, float(width)) in self.warm_starts
 
 
-class UnknownSpaceError(KeyError):
+SpaceFn = Callable[..., Candidate]
+"""``fn(trial)`` or ``fn(trial, context)``: only calls ``trial.suggest_*``, returns a Candidate."""
+
+
+class UnknownSpaceError(UnknownNameError):
     """Raised for a space name that is not registered; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,9 @@ class SpaceSpec:
     Attributes:
         name: Registry name (``esfair``).
         fn: Define-by-run function; it only calls ``trial.suggest_*`` (no computation), so Optuna
-            and Ray drivers can share it.
-        task: Data, objectives, constraints and score of the space.
+            and Ray drivers can share it. It takes the trial, and a :class:`SampleContext` when its
+            signature has a second parameter.
+        task: Data, objectives, constraints and scores of the space.
         baselines: Hand-designed recipes, by name, that ``--baselines`` enqueues first.
     """
 
@@ -47,23 +66,27 @@ class SpaceSpec:
     task: Task
     baselines: Callable[[], dict[str, Candidate]]
 
-    def sample(self, trial: TrialLike) -> Candidate:
+    def sample(self, trial: TrialLike, context: SampleContext | None = None) -> Candidate:
         """Run the define-by-run function on ``trial``."""
+        if len(inspect.signature(self.fn).parameters) >= 2:
+            return self.fn(trial, context or SampleContext())
         return self.fn(trial)
 
 
-_REGISTRY: dict[str, SpaceSpec] = {}
+SPACES: Registry[SpaceSpec] = Registry("space", UnknownSpaceError)
 
 
 def register_space(
     name: str, *, task: Task, baselines: Callable[[], dict[str, Candidate]] | None = None
 ) -> Callable[[SpaceFn], SpaceFn]:
-    """Decorator registering a define-by-run space function under ``name``."""
+    """Decorator registering a define-by-run space function under ``name``.
+
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
 
     def decorate(fn: SpaceFn) -> SpaceFn:
-        if name in _REGISTRY:
-            raise ValueError(f"space {name!r} is already registered")
-        _REGISTRY[name] = SpaceSpec(name=name, fn=fn, task=task, baselines=baselines or dict)
+        SPACES.add(name, SpaceSpec(name=name, fn=fn, task=task, baselines=baselines or dict))
         return fn
 
     return decorate
@@ -71,7 +94,7 @@ def register_space(
 
 def list_spaces() -> list[str]:
     """Registered space names, sorted."""
-    return sorted(_REGISTRY)
+    return SPACES.names()
 
 
 def get_space(name: str) -> SpaceSpec:
@@ -80,9 +103,4 @@ def get_space(name: str) -> SpaceSpec:
     Raises:
         UnknownSpaceError: With the list of known spaces.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownSpaceError(
-            f"unknown space {name!r}; known spaces: {', '.join(list_spaces()) or '(none)'}"
-        ) from None
+    return SPACES.get(name)

@@ -1,5 +1,13 @@
 """Scalar scores of the contests the spaces target (pure arithmetic, no dependencies).
 
+LPIRC 2018 (Low-Power Image Recognition Challenge, accuracy per runtime): ``acc / max(30 * T,
+runtime)`` with ``runtime`` the total milliseconds for ``T`` images, i.e. a 30 ms-per-image floor
+below which speed earns nothing. hwsearch reports it for ``T = 1000`` images with runtime in
+seconds, so the score reads ``accuracy / max(30, latency_ms)`` in 1/s (the ranking is the same
+for any ``T``). MnasNet (Tan et al. 2019): ``acc * (latency / target) ** w`` with ``w = -0.07``,
+a soft latency constraint around the target.
+
+
 ESFair (ESWEEK 2024 fair-ML challenge) as its sample code computes it:
 ``SPD = sum_g |acc_g - acc_minority| / n_groups``; fairness part ``((0.2 - SPD) / 0.2) / 3``, 0 when
 ``SPD > 0.2``; accuracy part ``acc / 3``. The contest's latency third is not published. hwsearch's
@@ -58,9 +66,14 @@ def esfair_score(
     )
 
 
-def lpirc_score(accuracy: float, runtime_s: float, frame_budget_s: float) -> float:
-    """LPIRC: ``acc / max(30 * T, runtime)`` where ``T`` is the per-frame time budget."""
-    return accuracy / max(30.0 * frame_budget_s, runtime_s)
+LPIRC_IMAGES = 1000
+LPIRC_FLOOR_MS = 30.0
+
+
+def lpirc_score(accuracy: float, latency_ms: float, images: int = LPIRC_IMAGES) -> float:
+    """LPIRC 2018: ``acc / max(30 ms * T, runtime)`` for ``T`` images at ``latency_ms`` each, runtime in s."""
+    runtime_s = images * latency_ms / 1000.0
+    return accuracy / max(LPIRC_FLOOR_MS * images / 1000.0, runtime_s)
 
 
 def mnasnet_reward(accuracy: float, latency_ms: float, target_ms: float, w: float = -0.07) -> float:

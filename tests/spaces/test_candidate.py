@@ -34,7 +34,7 @@ def test_every_sampled_esfair_candidate_round_trips_through_optuna_params() -> N
     ({"width": 0}, "width"),
     ({"resolution": 30}, "resolution"),
     ({"prune_ratio": 1.0}, "prune_ratio"),
-    ({"quant": "int4"}, "quant"),
+    ({"quant": ""}, "quant"),
 ])
 def test_invalid_candidates_name_the_field(kwargs: dict, problem: str) -> None:
     base = {"backbone": "lcnet", "width": 1.0, "resolution": 64}
@@ -50,6 +50,14 @@ def test_loss_mix_needs_a_classification_signal() -> None:
 def test_from_params_rejects_unknown_keys() -> None:
     with pytest.raises(CandidateError, match="colour"):
         Candidate.from_params({"backbone": "lcnet", "width": 1.0, "resolution": 64, "colour": "red"})
+
+
+def test_unknown_quantization_scheme_fails_fast_listing_the_known_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from evaluators.quantization import quantize
+    from spaces import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="int4.*known quantization schemes: fp16, fp32"):
+        quantize(tmp_path / "missing.onnx", tmp_path / "out.onnx", "int4")
 
 
 def test_unknown_space_lists_known_ones() -> None:

@@ -30,7 +30,8 @@ def test_latency_part_and_score() -> None:
 
 
 def test_other_scores() -> None:
-    assert lpirc_score(0.6, 2.0, 0.1) == pytest.approx(0.2)
-    assert lpirc_score(0.6, 0.5, 0.1) == pytest.approx(0.2)
+    assert lpirc_score(0.6, 60.0) == pytest.approx(0.6 / 60.0), "1000 images at 60 ms: 60 s of runtime"
+    assert lpirc_score(0.6, 10.0) == pytest.approx(0.6 / 30.0), "faster than 30 ms per image earns nothing more"
+    assert lpirc_score(0.6, 60.0, images=10) == pytest.approx(0.6 / 0.6)
     assert mnasnet_reward(0.8, 80.0, 80.0) == pytest.approx(0.8)
     assert mnasnet_reward(0.8, 160.0, 80.0) < 0.8
