@@ -18,7 +18,9 @@ def iterate_batches(
 ) -> Iterator[tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]]:
     """Yield ``(x, y, g)`` batches: float32 ``(B, 3, R, R)`` inputs, int64 labels, int64 groups.
 
-    Inputs are :meth:`Split.arrays` rows, i.e. THE preprocessing. Augmentation is a random
+    Inputs are THE preprocessing of each image: the split's cached pixels
+    (:meth:`Split.pixels`, decoded once per resolution) normalised per batch, bit-for-bit equal to
+    :meth:`Split.arrays` rows. Augmentation is a random
     horizontal and an independent random vertical flip per image (each with probability 1/2),
     done on the batch tensor. The order and the flips depend only on ``seed``; every image appears
     once per pass.
@@ -39,14 +41,16 @@ def iterate_batches(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    inputs = split.arrays(resolution)
+    from evaluators.data.preprocess import normalise
+
+    pixels = split.pixels(resolution)
     order = np.random.default_rng(seed).permutation(len(split)) if shuffle else np.arange(len(split))
     flips = torch.Generator().manual_seed(seed)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         if drop_last and len(index) < batch_size:
             return
-        x = torch.from_numpy(inputs[index])
+        x = torch.from_numpy(normalise(pixels[index]))
         if augment:
             flip = torch.rand((len(index), 2), generator=flips) < 0.5
             x = torch.where(flip[:, 0, None, None, None], x.flip(-1), x)

@@ -1,21 +1,24 @@
-"""``load_dataset``: from a data spec to an in-memory :class:`ImageDataset`.
+"""``load_dataset``: from a data spec to an :class:`ImageDataset`.
 
 A spec is one of:
 
-* ``"embedded:<name>"``: a generated data set (``embedded:esfair``), made once under
-  ``cache_root`` by :func:`evaluators.data.synthetic.ensure_embedded` and reused afterwards;
-* a folder in the grouped layout ``ROOT/[train|val|test/]<group>/<class>/<image>``;
-* a CSV manifest ``path,label,group[,split]``.
+* ``"embedded:<name>"``: a generated data set (``embedded:esfair``, ``embedded:lpirc``), made once
+  under ``cache_root`` by :func:`evaluators.data.synthetic.ensure_embedded` and reused afterwards;
+* a folder in the grouped layout ``ROOT/[train|val|test/]<group>/<class>/<image>`` or the plain
+  ImageFolder layout ``ROOT/[train|val|test/]<class>/<image>`` (no groups);
+* a CSV manifest ``path,label[,group][,split]``.
 
-Missing splits are made by a seeded split stratified by class x group
-(:mod:`evaluators.data.splitting`). Images are decoded once and kept in memory as RGB, shrunk with
-Pillow's bilinear filter so that the longest side is at most ``max_side`` (aspect ratio kept;
-smaller images are left as they are). Nothing is ever written into the user's data folder.
+Missing splits are made by a seeded split stratified by class (x group when there are groups)
+(:mod:`evaluators.data.splitting`). Every image is decoded once at load to check it (a corrupt
+file fails here, naming it, not in the middle of a search); the check is remembered per data
+fingerprint under ``cache_root``. Pixels are produced per split and resolution on first use and
+cached there too (:class:`evaluators.data.dataset.Split`). Nothing is ever written into the
+user's data folder.
 """
 
 from __future__ import annotations
 
-import os
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -23,39 +26,33 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from evaluators.data.dataset import ImageDataset, Split
+from evaluators.data.dataset import _DECODE_THREADS, UNGROUPED, ImageDataset, Split
 from evaluators.data.sources import SPLITS, Record, read_manifest, scan_folder
 from evaluators.data.splitting import assign_splits
-from evaluators.data.synthetic import ensure_embedded
+from evaluators.data.synthetic import EMBEDDED, ensure_embedded
 from evaluators.errors import DataError
 
 EMBEDDED_PREFIX = "embedded:"
-_DECODE_THREADS = min(4, os.cpu_count() or 1)
+CHECK_FORMAT = 1
 
 
-def decode_image(path: Path, max_side: int) -> Image.Image:
-    """Read ``path`` as an RGB image whose longest side is at most ``max_side``.
+def open_rgb(path: Path) -> Image.Image:
+    """Read ``path`` fully as an RGB image (THE preprocessing's first step).
 
     Raises:
         DataError: When the file cannot be read or is not a valid image (names the file).
     """
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            return opened.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"cannot read image {path}: {exc}", "replace the file with a valid image or remove it"
         ) from exc
-    longest = max(image.size)
-    if longest > max_side:
-        scale = max_side / longest
-        shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(shape, Image.BILINEAR)
-    return image
 
 
 def _records(
-    spec: str | Path, *, cache_root: Path, embedded_seed: int, embedded_size: int,
+    spec: str | Path, *, cache_root: Path, embedded_seed: int, embedded_size: int | None,
     embedded_counts: Mapping[str, int] | None,
 ) -> tuple[str, list[Record]]:
     """The source description and its records."""
@@ -72,43 +69,61 @@ def _records(
     elif path.exists():
         raise DataError(f"{path} is neither a folder nor a .csv manifest", "pass a data folder or a CSV file")
     else:
+        known = ", ".join(EMBEDDED_PREFIX + n for n in sorted(EMBEDDED))
         raise DataError(
             f"data {path} does not exist",
-            f"pass an existing folder or CSV manifest, or {EMBEDDED_PREFIX}esfair for the built-in data",
+            f"pass an existing folder or CSV manifest, or one of the built-in sets ({known})",
         )
     return str(path), records
 
 
-def _split(
-    name: str, records: Sequence[Record], class_index: Mapping[str, int],
-    group_index: Mapping[str, int], max_side: int,
-) -> Split:
-    paths = [r.path for r in records]
+def _with_groups(records: list[Record], source: str) -> tuple[list[Record], bool]:
+    """Records with a group each (:data:`UNGROUPED` for data without groups) and whether the data has groups."""
+    grouped = {r.group is not None for r in records}
+    if len(grouped) > 1:
+        raise DataError(f"{source} gives a group for some images only", "give every image a group, or none")
+    if grouped == {True}:
+        return records, True
+    return [Record(r.path, r.label, UNGROUPED, r.split) for r in records], False
+
+
+def _check_images(paths: Sequence[Path], record: Path) -> int:
+    """Decode every image once (unless ``record`` says this data was checked); the smallest side."""
+    try:
+        stored = json.loads(record.read_text())
+        if stored.get("format") == CHECK_FORMAT and stored.get("images") == len(paths):
+            return int(stored["min_side"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+
+    def side(path: Path) -> int:
+        return min(open_rgb(path).size)
+
     with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
-        images = list(pool.map(lambda p: decode_image(p, max_side), paths))
-    labels = np.array([class_index[r.label] for r in records], dtype=np.int64)
-    groups = np.array([group_index[r.group] for r in records], dtype=np.int64)
-    return Split(name, paths, images, labels, groups)
+        min_side = min(pool.map(side, paths))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"format": CHECK_FORMAT, "images": len(paths), "min_side": min_side}))
+    return min_side
 
 
 def load_dataset(
     spec: str | Path, *, cache_root: Path, seed: int = 0, val_fraction: float = 0.15,
-    test_fraction: float = 0.15, max_side: int = 256, embedded_counts: Mapping[str, int] | None = None,
-    embedded_seed: int = 0, embedded_size: int = 224,
+    test_fraction: float = 0.15, embedded_counts: Mapping[str, int] | None = None,
+    embedded_seed: int = 0, embedded_size: int | None = None,
 ) -> ImageDataset:
-    """Load a data set into memory with train, val and test splits.
+    """Load a data set with train, val and test splits.
 
     Args:
-        spec: ``"embedded:esfair"``, a grouped image folder, or a CSV manifest (see module doc).
-        cache_root: Where embedded data sets are generated and kept (unused otherwise).
+        spec: ``"embedded:<name>"``, an image folder, or a CSV manifest (see module doc).
+        cache_root: Where embedded data sets are generated, and where pixel caches and image
+            checks are kept (``<cache_root>/pixels/<fingerprint>/``).
         seed: Seed of the stratified split that makes missing splits.
-        val_fraction: Share of each class x group stratum put in a made ``val`` split.
-        test_fraction: Share of each class x group stratum put in a made ``test`` split.
-        max_side: Longest side of the images kept in memory (larger ones are shrunk).
-        embedded_counts: Images per split of an embedded set (default: the generator's).
+        val_fraction: Share of each stratum put in a made ``val`` split.
+        test_fraction: Share of each stratum put in a made ``test`` split.
+        embedded_counts: Images per split of an embedded set (default: the set's own).
         embedded_seed: Generation seed of an embedded set. Kept apart from ``seed`` so the
             embedded data stays the same across studies with different seeds.
-        embedded_size: Image side of an embedded set, in pixels.
+        embedded_size: Image side of an embedded set, in pixels (default: the set's own).
 
     Returns:
         The data set; class and group names are sorted.
@@ -117,25 +132,36 @@ def load_dataset(
         DataError: For a missing path, an unknown embedded name, a malformed layout or manifest,
             a single class, an empty group, an unreadable image, or a split that ends up empty.
     """
-    if max_side < 1:
-        raise ValueError(f"max_side must be positive, got {max_side}")
+    cache_root = Path(cache_root)
     source, records = _records(
-        spec, cache_root=Path(cache_root), embedded_seed=embedded_seed, embedded_size=embedded_size,
+        spec, cache_root=cache_root, embedded_seed=embedded_seed, embedded_size=embedded_size,
         embedded_counts=embedded_counts,
     )
+    records, grouped = _with_groups(records, source)
     class_names = sorted({r.label for r in records})
     if len(class_names) < 2:
         raise DataError(
             f"{source} has a single class ({class_names[0]}); a classifier needs at least two",
             "add the other classes' folders (or rows)",
         )
-    group_names = sorted({r.group for r in records})
+    group_names = sorted({str(r.group) for r in records})
     by_split = assign_splits(
         records, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, source=source
     )
     class_index = {name: i for i, name in enumerate(class_names)}
     group_index = {name: i for i, name in enumerate(group_names)}
-    splits = {
-        name: _split(name, by_split[name], class_index, group_index, max_side) for name in SPLITS
+    probe = {
+        name: Split(name, [r.path for r in by_split[name]],
+                    np.array([class_index[r.label] for r in by_split[name]], dtype=np.int64),
+                    np.array([group_index[str(r.group)] for r in by_split[name]], dtype=np.int64))
+        for name in SPLITS
     }
-    return ImageDataset(class_names, group_names, splits, source)
+    fingerprint = ImageDataset(class_names, group_names, probe, source, grouped=grouped).fingerprint()
+    cache_dir = cache_root / "pixels" / fingerprint
+    min_side = _check_images([p for s in probe.values() for p in s.paths], cache_dir / "checked.json")
+    splits = {
+        name: Split(name, split.paths, split.labels, split.groups, cache_dir=cache_dir)
+        for name, split in probe.items()
+    }
+    return ImageDataset(class_names, group_names, splits, source, grouped=grouped, min_side=min_side)
+

@@ -1,9 +1,13 @@
-"""The embedded ``esfair`` data set: generated dermatology-like PNGs in the grouped-folder layout.
+"""The embedded data sets: generated dermatology-like PNGs in the layouts real users have.
 
-``generate_esfair`` writes ``ROOT/{train,val,test}/<group>/<class>/<split>_<index>.png``; the
-pictures come from :func:`evaluators.data.lesions.render_lesion` (see it for what separates the
-classes and why the ``dark`` group is harder). ``ensure_embedded`` generates a set once into a
-cache folder and reuses it afterwards.
+* ``esfair``: ``generate_esfair`` writes ``ROOT/{train,val,test}/<group>/<class>/<split>_<index>.png``
+  (the grouped layout); the pictures come from :func:`evaluators.data.lesions.render_lesion` (see
+  it for what separates the classes and why the ``dark`` group is harder).
+* ``lpirc``: ``generate_lpirc`` writes the same kind of pictures without groups, in the plain
+  ImageFolder layout ``ROOT/{train,val,test}/<class>/<split>_<index>.png`` (skin tones mixed, no
+  group recorded), smaller and at 128 px so an accuracy-latency search on it is quick.
+
+``ensure_embedded`` generates a set once into a cache folder and reuses it afterwards.
 
 Determinism: every image is drawn from its own generator seeded by ``(seed, split, index)``, and
 the class/group assignment of a split from a generator seeded by ``(seed, split)``, so the same
@@ -20,6 +24,7 @@ import os
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -31,6 +36,7 @@ from evaluators.data.sources import SPLITS
 from evaluators.errors import DataError
 
 DEFAULT_COUNTS: dict[str, int] = {"train": 1200, "val": 400, "test": 400}
+LPIRC_COUNTS: dict[str, int] = {"train": 600, "val": 200, "test": 200}
 GENERATOR_VERSION = 1
 """Bumped whenever the pictures change; part of the cache folder name."""
 MARKER = ".hwsearch-embedded.json"
@@ -38,10 +44,10 @@ MARKER = ".hwsearch-embedded.json"
 _STALE_TEMP_S = 3600.0
 
 
-def _validated_counts(counts: Mapping[str, int] | None) -> dict[str, int]:
-    """Counts per split, defaulting to :data:`DEFAULT_COUNTS`; every split needs one or more."""
+def _validated_counts(counts: Mapping[str, int] | None, default: Mapping[str, int] = DEFAULT_COUNTS) -> dict[str, int]:
+    """Counts per split, defaulting to ``default``; every split needs one or more."""
     if counts is None:
-        return dict(DEFAULT_COUNTS)
+        return dict(default)
     if set(counts) != set(SPLITS) or any(int(n) < 1 for n in counts.values()):
         raise ValueError(f"counts needs a positive count for each of {SPLITS}, got {dict(counts)}")
     return {split: int(counts[split]) for split in SPLITS}
@@ -110,8 +116,45 @@ def generate_esfair(
     return root
 
 
-EMBEDDED: dict[str, Callable[..., Path]] = {"esfair": generate_esfair}
-"""Embedded data sets by name: ``generator(root, *, seed, size, counts) -> root``."""
+def generate_lpirc(
+    root: Path, *, seed: int = 0, size: int = 128, counts: Mapping[str, int] | None = None
+) -> Path:
+    """Write the ungrouped data set into ``root``: ``root/{train,val,test}/<class>/<split>_<index:05d>.png``.
+
+    The same scenes as :func:`generate_esfair` (skin tones drawn with its shares, but not
+    recorded), classes balanced within each skin tone. Arguments and errors as :func:`generate_esfair`, default counts
+    :data:`LPIRC_COUNTS`.
+    """
+    root = Path(root)
+    per_split = _validated_counts(counts, LPIRC_COUNTS)
+    if size < 8:
+        raise ValueError(f"size must be at least 8 px, got {size}")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DataError(f"{root} is not an empty folder", "generate into a new or empty folder")
+    for split_index, split in enumerate(SPLITS):
+        for lesion_class in CLASSES:
+            (root / split / lesion_class).mkdir(parents=True, exist_ok=True)
+        for index, (group, lesion_class) in enumerate(_assignments(seed + 7, split_index, per_split[split])):
+            rng = np.random.default_rng([seed + 7, split_index, index])
+            write_png(root / split / lesion_class / f"{split}_{index:05d}.png",
+                      render_lesion(rng, lesion_class, group, size).image)
+    return root
+
+
+@dataclass(frozen=True)
+class EmbeddedSpec:
+    """An embedded data set: its generator and default size and counts."""
+
+    generate: Callable[..., Path]
+    size: int
+    counts: Mapping[str, int]
+
+
+EMBEDDED: dict[str, EmbeddedSpec] = {
+    "esfair": EmbeddedSpec(generate_esfair, 224, DEFAULT_COUNTS),
+    "lpirc": EmbeddedSpec(generate_lpirc, 128, LPIRC_COUNTS),
+}
+"""Embedded data sets by name: ``generate(root, *, seed, size, counts) -> root``."""
 
 
 def embedded_folder_name(name: str, *, seed: int, size: int, counts: Mapping[str, int]) -> str:
@@ -138,7 +181,7 @@ def _remove_stale_temps(cache_root: Path, folder_name: str) -> None:
 
 
 def ensure_embedded(
-    cache_root: Path, name: str = "esfair", *, seed: int = 0, size: int = 224,
+    cache_root: Path, name: str = "esfair", *, seed: int = 0, size: int | None = None,
     counts: Mapping[str, int] | None = None,
 ) -> Path:
     """Generate the embedded data set ``name`` once under ``cache_root`` and return its folder.
@@ -153,8 +196,8 @@ def ensure_embedded(
         cache_root: Folder holding generated data sets (created if missing).
         name: Embedded data set name (one of :data:`EMBEDDED`).
         seed: Generation seed.
-        size: Image side in pixels.
-        counts: Images per split; default :data:`DEFAULT_COUNTS`.
+        size: Image side in pixels (default: the set's own).
+        counts: Images per split (default: the set's own).
 
     Returns:
         The complete data set folder.
@@ -167,8 +210,10 @@ def ensure_embedded(
             f"unknown embedded data set {name!r}",
             f"use one of: {', '.join('embedded:' + n for n in sorted(EMBEDDED))}, or a folder or CSV path",
         )
+    spec = EMBEDDED[name]
+    size = spec.size if size is None else size
     cache_root = Path(cache_root)
-    per_split = _validated_counts(counts)
+    per_split = _validated_counts(counts, spec.counts)
     folder_name = embedded_folder_name(name, seed=seed, size=size, counts=per_split)
     target = cache_root / folder_name
     expected = {"name": name, "version": GENERATOR_VERSION, "seed": seed, "size": size, "counts": per_split}
@@ -179,7 +224,7 @@ def ensure_embedded(
         _remove_stale_temps(cache_root, folder_name)
         temp = cache_root / f".{folder_name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            EMBEDDED[name](temp, seed=seed, size=size, counts=per_split)
+            spec.generate(temp, seed=seed, size=size, counts=per_split)
             (temp / MARKER).write_text(json.dumps(expected, indent=1))
             _publish(temp, target, expected)
         finally:

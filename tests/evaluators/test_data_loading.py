@@ -63,7 +63,7 @@ def test_folder_without_splits_is_split_stratified_and_seeded(tmp_path: Path) ->
     assert again.splits["val"].paths == ds.splits["val"].paths
     assert other.splits["val"].paths != ds.splits["val"].paths
     assert _snapshot(root) == before
-    assert not (tmp_path / "cache").exists()
+    assert [p.parent.name for p in (tmp_path / "cache").rglob("checked.json")], "the image check is remembered"
 
 
 def test_small_strata_keep_one_training_image_and_deal_the_rest(tmp_path: Path) -> None:
@@ -133,16 +133,43 @@ def test_csv_manifest_without_split_column_is_split(tmp_path: Path) -> None:
     assert len(_strata(ds, "val")) == 6 and len(_strata(ds, "test")) == 6
 
 
-def test_images_are_shrunk_to_max_side_keeping_aspect(tmp_path: Path) -> None:
+def test_pixels_are_resized_straight_from_the_file_and_cached_on_disk(tmp_path: Path) -> None:
+    from evaluators.data import preprocess
+
     root = tmp_path / "data"
     for cls in ("x", "y"):
         for i in range(3):
             _image(root / "g" / cls / f"{i}.png", i, size=(300, 150))
-    ds = load_dataset(root, cache_root=tmp_path, max_side=100)
-    image = ds.splits["train"].images[0]
-    assert image.mode == "RGB" and image.size == (100, 50)
-    small = load_dataset(root, cache_root=tmp_path, max_side=400)
-    assert small.splits["train"].images[0].size == (300, 150)
+    ds = load_dataset(root, cache_root=tmp_path / "cache")
+    split = ds.splits["train"]
+    pixels = split.pixels(24)
+    assert pixels.shape == (len(split), 24, 24, 3) and pixels.dtype == np.uint8 and ds.min_side == 150
+    expected = preprocess(Image.open(split.paths[0]).convert("RGB"), 24)
+    np.testing.assert_array_equal(split.arrays(24)[0], expected)
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*.npy"))
+    assert cached == ["train-24px.npy"]
+    again = load_dataset(root, cache_root=tmp_path / "cache").splits["train"]
+    assert isinstance(again.pixels(24), np.memmap)
+    np.testing.assert_array_equal(again.pixels(24), pixels)
+
+
+def test_plain_image_folder_and_csv_without_groups_load_ungrouped(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    rows = []
+    for cls in CLASSES:
+        for i in range(8):
+            rows.append({"path": str(_image(root / cls / f"{i}.png", i)), "label": cls})
+    folder = load_dataset(root, cache_root=tmp_path / "cache")
+    assert not folder.grouped and folder.group_names == ["all"] and folder.class_names == list(CLASSES)
+    assert sum(len(s) for s in folder.splits.values()) == 24 and "no groups" in folder.describe()
+    manifest = load_dataset(_manifest(tmp_path / "m.csv", rows, ["path", "label"]), cache_root=tmp_path / "cache")
+    assert not manifest.grouped and sum(len(s) for s in manifest.splits.values()) == 24
+    split_root = tmp_path / "split"
+    for split in ("train", "val", "test"):
+        for cls in CLASSES:
+            _image(split_root / split / cls / "0.png", 1)
+    assert {n: len(s) for n, s in load_dataset(split_root, cache_root=tmp_path / "c2").splits.items()} == {
+        "train": 3, "val": 3, "test": 3}
 
 
 def test_embedded_spec_generates_and_reuses(tmp_path: Path) -> None:
@@ -205,11 +232,11 @@ def test_error_empty_group_folder(tmp_path: Path) -> None:
     assert f"group folder {root / 'c'} has no images" in error.problem
 
 
-def test_error_images_directly_in_group_folder(tmp_path: Path) -> None:
+def test_error_folder_mixing_class_and_group_folders(tmp_path: Path) -> None:
     root = tmp_path / "data"
     _image(root / "x" / "0.png", 0)
-    _image(root / "y" / "0.png", 1)
-    assert "holds images directly" in _error(root, tmp_path).problem
+    _image(root / "g" / "y" / "0.png", 1)
+    assert "mixes class folders with images" in _error(root, tmp_path).problem
 
 
 def test_error_corrupt_image_names_the_file(tmp_path: Path) -> None:
@@ -230,7 +257,7 @@ def test_error_truncated_image_names_the_file(tmp_path: Path) -> None:
 def test_error_csv_missing_columns(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "m.csv", [{"file": "a.png", "label": "x"}], ["file", "label"])
     error = _error(manifest, tmp_path)
-    assert str(manifest) in error.problem and "lacks column(s) path, group" in error.problem
+    assert str(manifest) in error.problem and "lacks column(s) path" in error.problem
 
 
 def test_error_csv_names_missing_file(tmp_path: Path) -> None:
@@ -284,4 +311,4 @@ def test_fractions_are_ignored_when_every_split_is_given(tmp_path: Path) -> None
 
 def test_error_empty_data_folder(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    assert "has no group folders" in _error(tmp_path / "data", tmp_path).problem
+    assert "has no class or group folders" in _error(tmp_path / "data", tmp_path).problem

@@ -25,10 +25,20 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def _split(n: int = 10, size: int = 24) -> Split:
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _split(folder: Path, n: int = 10, size: int = 24) -> Split:
+    """A split of ``n`` real PNG files (``size`` x ``size + 4``), labels 0..n-1, groups i % 3."""
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)) for _ in range(n)]
-    return Split("train", [Path(f"{i}.png") for i in range(n)], images, np.arange(n), np.arange(n) % 3)
+    paths = []
+    for i in range(n):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return Split("train", paths, np.arange(n), np.arange(n) % 3)
 
 
 def test_preprocess_constant_colour_exact_values() -> None:
@@ -52,19 +62,19 @@ def test_preprocess_is_rgb_bilinear_resize_then_normalise() -> None:
     np.testing.assert_allclose(out[0] * STD[0] + MEAN[0], out[1] * STD[1] + MEAN[1], atol=1e-6)
 
 
-def test_arrays_match_preprocess_and_are_cached_read_only() -> None:
-    split = _split()
+def test_arrays_match_preprocess_and_are_cached_read_only(folder: Path) -> None:
+    split = _split(folder)
     arrays = split.arrays(16)
     assert arrays.shape == (10, 3, 16, 16) and arrays.dtype == np.float32
-    for i, image in enumerate(split.images):
-        np.testing.assert_array_equal(arrays[i], preprocess(image, 16))
+    for i, path in enumerate(split.paths):
+        np.testing.assert_array_equal(arrays[i], preprocess(Image.open(path).convert("RGB"), 16))
     assert split.arrays(16) is arrays
     with pytest.raises(ValueError):
         arrays[0, 0, 0, 0] = 1.0
 
 
-def test_arrays_cache_keeps_recent_resolutions_only() -> None:
-    split = _split()
+def test_arrays_cache_keeps_recent_resolutions_only(folder: Path) -> None:
+    split = _split(folder)
     first = split.arrays(8)
     split.arrays(12)
     assert split.arrays(8) is first
@@ -73,23 +83,23 @@ def test_arrays_cache_keeps_recent_resolutions_only() -> None:
     assert split.arrays(8) is not first
 
 
-def test_arrays_are_computed_once_across_threads() -> None:
-    split = _split(n=30)
+def test_arrays_are_computed_once_across_threads(folder: Path) -> None:
+    split = _split(folder, n=30)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: split.arrays(20), range(8)))
     assert all(r is results[0] for r in results)
 
 
-def test_split_pickles_without_its_cache() -> None:
-    split = _split()
+def test_split_pickles_without_its_cache(folder: Path) -> None:
+    split = _split(folder)
     split.arrays(8)
     clone = pickle.loads(pickle.dumps(split))
     np.testing.assert_array_equal(clone.arrays(8), split.arrays(8))
     assert clone.labels.dtype == np.int64 and len(clone) == 10
 
 
-def test_batches_shapes_dtypes_and_coverage() -> None:
-    split = _split(n=10)
+def test_batches_shapes_dtypes_and_coverage(folder: Path) -> None:
+    split = _split(folder, n=10)
     batches = list(iterate_batches(split, 16, 4, shuffle=False, augment=False, seed=0))
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     x, y, g = batches[0]
@@ -100,8 +110,8 @@ def test_batches_shapes_dtypes_and_coverage() -> None:
     np.testing.assert_array_equal(torch.cat([b[0] for b in batches]).numpy(), split.arrays(16))
 
 
-def test_batches_shuffle_is_seeded_and_drop_last() -> None:
-    split = _split(n=10)
+def test_batches_shuffle_is_seeded_and_drop_last(folder: Path) -> None:
+    split = _split(folder, n=10)
 
     def order(seed: int) -> torch.Tensor:
         return torch.cat([b[1] for b in iterate_batches(split, 8, 3, shuffle=True, augment=False, seed=seed)])
@@ -113,8 +123,8 @@ def test_batches_shuffle_is_seeded_and_drop_last() -> None:
     assert [len(b[1]) for b in kept] == [3, 3, 3]
 
 
-def test_augment_only_flips_and_uses_all_flips() -> None:
-    split = _split(n=40)
+def test_augment_only_flips_and_uses_all_flips(folder: Path) -> None:
+    split = _split(folder, n=40)
     reference = torch.from_numpy(split.arrays(12).copy())
     seen = set()
     for x, y, _ in iterate_batches(split, 12, 16, shuffle=True, augment=True, seed=2):
@@ -129,9 +139,9 @@ def test_augment_only_flips_and_uses_all_flips() -> None:
     assert seen == {"none", "h", "v", "hv"}
 
 
-def test_batch_size_must_be_positive() -> None:
+def test_batch_size_must_be_positive(folder: Path) -> None:
     with pytest.raises(ValueError, match="batch_size"):
-        next(iterate_batches(_split(), 8, 0, shuffle=False, augment=False, seed=0))
+        next(iterate_batches(_split(folder), 8, 0, shuffle=False, augment=False, seed=0))
 
 
 def test_importing_the_data_package_does_not_import_torch() -> None:

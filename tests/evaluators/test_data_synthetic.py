@@ -14,7 +14,7 @@ from PIL import Image
 
 from evaluators.data.lesions import CLASSES, GROUPS, render_lesion
 from evaluators.data.png import encode_png
-from evaluators.data.synthetic import EMBEDDED, MARKER, ensure_embedded, generate_esfair
+from evaluators.data.synthetic import DEFAULT_COUNTS, EMBEDDED, MARKER, EmbeddedSpec, ensure_embedded, generate_esfair
 from evaluators.errors import DataError
 
 SIZE = 48
@@ -147,7 +147,7 @@ def test_ensure_embedded_generates_once_then_reuses(tmp_path: Path, monkeypatch:
         calls.append(root)
         return generate_esfair(root, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setitem(EMBEDDED, "esfair", counting)
+    monkeypatch.setitem(EMBEDDED, "esfair", EmbeddedSpec(counting, 224, DEFAULT_COUNTS))
     counts = {"train": 8, "val": 4, "test": 4}
     first = ensure_embedded(tmp_path, seed=1, size=24, counts=counts)
     assert first.parent == tmp_path and first.name.startswith("esfair-v1-seed1-24px-")
@@ -171,7 +171,7 @@ def test_ensure_embedded_loser_of_a_race_keeps_the_winners_copy(
         shutil.copytree(winner, tmp_path / "cache" / winner.name)
         return generate_esfair(root, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setitem(EMBEDDED, "esfair", racing)
+    monkeypatch.setitem(EMBEDDED, "esfair", EmbeddedSpec(racing, 224, DEFAULT_COUNTS))
     published = ensure_embedded(tmp_path / "cache", seed=0, size=16, counts=counts)
     assert published == tmp_path / "cache" / winner.name
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [winner.name]
@@ -195,3 +195,14 @@ def test_ensure_embedded_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown embedded data set 'isic'") as info:
         ensure_embedded(tmp_path, "isic")
     assert "embedded:esfair" in info.value.fix
+
+
+def test_the_lpirc_set_is_an_image_folder_without_groups(tmp_path: Path) -> None:
+    from evaluators.data import load_dataset
+
+    counts = {"train": 16, "val": 8, "test": 8}
+    root = ensure_embedded(tmp_path, "lpirc", size=24, counts=counts)
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(
+        ["basal_cell_carcinoma", "melanoma", "nevus", "seborrheic_keratosis"])
+    dataset = load_dataset("embedded:lpirc", cache_root=tmp_path, embedded_counts=counts, embedded_size=24)
+    assert not dataset.grouped and {n: len(s) for n, s in dataset.splits.items()} == counts
