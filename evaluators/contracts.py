@@ -8,6 +8,7 @@ how they are stored on Optuna trials (user attributes) and sent over the fleet's
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
@@ -17,31 +18,48 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 class LatencySettings:
     """How to benchmark one artifact.
 
-    Invariants: ``threads >= 1``; ``warmup >= 0``; ``1 <= min_repeats <= max_repeats``.
-    Repeats continue until both ``min_repeats`` runs and ``min_time_s`` seconds are done, or
-    ``max_repeats`` runs are done.
+    Invariants: ``threads >= 1``; ``warmup >= 0``; ``1 <= min_repeats <= max_repeats``;
+    ``1 <= min_rounds <= max_rounds``; every float finite and >= 0. A measurement is made of
+    rounds (each a fresh session); within a round, repeats continue until both ``min_repeats``
+    runs and ``min_time_s`` seconds are done, or ``max_repeats`` runs are done. Rounds continue
+    until ``min_rounds`` are done and the 95 % CI of the median is within ``+-target_ci``, or
+    ``max_rounds`` rounds or ``max_time_s`` seconds are spent.
 
     Attributes:
         threads: onnxruntime intra-op threads (inter-op is 1, sequential execution).
         warmup: Untimed runs first.
         min_repeats: Minimum timed runs.
         max_repeats: Maximum timed runs.
-        min_time_s: Minimum total timed seconds.
+        min_time_s: Minimum timed seconds of one round.
         cores: CPU cores to pin the benchmark to (``None``: no pinning).
         batch: Batch size of the timed input.
+        min_rounds: Fewest rounds.
+        max_rounds: Most rounds.
+        target_ci: Wanted half-width of the median's 95 % CI, relative (0.05 = +-5 %).
+        max_time_s: Time cap of a measurement (rounds stop once it is spent).
     """
 
     threads: int = 1
     warmup: int = 5
-    min_repeats: int = 20
+    min_repeats: int = 10
     max_repeats: int = 500
-    min_time_s: float = 0.5
+    min_time_s: float = 0.3
     cores: tuple[int, ...] | None = None
     batch: int = 1
+    min_rounds: int = 3
+    max_rounds: int = 12
+    target_ci: float = 0.05
+    max_time_s: float = 8.0
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.warmup < 0 or not 1 <= self.min_repeats <= self.max_repeats:
             raise ValueError("need threads >= 1, warmup >= 0 and 1 <= min_repeats <= max_repeats")
+        if not 1 <= self.min_rounds <= self.max_rounds or self.batch < 1:
+            raise ValueError("need 1 <= min_rounds <= max_rounds and batch >= 1")
+        for name in ("min_time_s", "target_ci", "max_time_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value} must be finite and >= 0")
 
     def cache_key(self) -> str:
         """Settings that change the measured figure (what the latency cache keys on)."""
@@ -56,8 +74,9 @@ class LatencySettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LatencySettings":
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
+        """Inverse of :meth:`to_dict` (ignores unknown keys from newer writers)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in names}
         if data.get("cores") is not None:
             data["cores"] = tuple(int(c) for c in data["cores"])
         return cls(**data)
@@ -69,7 +88,7 @@ class LatencyResult:
 
     Attributes:
         median_ms, p90_ms, mean_ms, std_ms, min_ms: Statistics over ``n`` timed runs.
-        n: Number of timed runs.
+        n: Number of timed runs (all rounds together).
         device: What really ran it, e.g. ``"Intel Xeon ... (x86_64, 2 cores)"`` or
             ``"Raspberry Pi 4 Model B Rev 1.4"``; the fake backend says ``"FAKE ..."``.
         device_tag: The tag the search asked for (``local``, ``rpi4b``, ``fake``).
@@ -86,6 +105,13 @@ class LatencyResult:
             ``fake`` (computed by the fake backend, tests only).
         under_load: True when the figure was taken while other work shared the cores (it is
             then not a clean measurement and is labelled so).
+        rounds: Measurement rounds behind the figure (each a fresh session, timed until its own
+            minimum time); ``median_ms`` is the median of the round medians.
+        ci_low_ms, ci_high_ms: 95 % confidence interval of the median (``None`` with one round
+            or for a computed figure).
+        windows: Wall-clock ``(start, end)`` (``time.time()``) of every round this process timed,
+            so a reader can check that no training ran at the same time.
+        round_medians_ms: The median of each round.
     """
 
     median_ms: float
@@ -105,6 +131,11 @@ class LatencyResult:
     cached: bool = False
     source: str = "measured"
     under_load: bool = False
+    rounds: int = 1
+    ci_low_ms: float | None = None
+    ci_high_ms: float | None = None
+    windows: tuple[tuple[float, float], ...] = ()
+    round_medians_ms: tuple[float, ...] = ()
 
     def label(self) -> str:
         """Human label of where the figure comes from (says FAKE, EMULATED, PREDICTED when so)."""
@@ -117,15 +148,27 @@ class LatencyResult:
             text = f"PREDICTED latency (not measured): {text}"
         return f"{text} (measured under load)" if self.under_load else text
 
+    @property
+    def ci_half_width(self) -> float | None:
+        """Half the width of the CI relative to the median (0.05 = +-5 %), when there is one."""
+        if self.ci_low_ms is None or self.ci_high_ms is None or self.median_ms <= 0:
+            return None
+        return (self.ci_high_ms - self.ci_low_ms) / 2.0 / self.median_ms
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["windows"] = [list(w) for w in self.windows]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LatencyResult":
         """Inverse of :meth:`to_dict` (ignores unknown keys from newer writers)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {k: v for k, v in data.items() if k in names}
+        kept["windows"] = tuple(tuple(float(x) for x in w) for w in kept.get("windows") or ())
+        kept["round_medians_ms"] = tuple(float(x) for x in kept.get("round_medians_ms") or ())
+        return cls(**kept)
 
 
 @runtime_checkable
@@ -176,15 +219,18 @@ class Metrics:
     """Everything measured about one trial's artifact.
 
     Invariants: ``accuracy`` and ``per_group_accuracy`` were computed by running the ONNX
-    artifact (after quantization) with onnxruntime on ``split``; ``latency`` belongs to that same
-    artifact (or one with the same graph fingerprint).
+    artifact (after quantization) with onnxruntime on ``split``, at the deployment batch size;
+    ``latency`` belongs to that same artifact (or one with the same graph fingerprint);
+    ``fairness`` is ``None`` exactly when the data has no groups; ``scores`` hold every score the
+    task names; ``intervals`` map a dotted metric path (``accuracy``, ``fairness.spd``,
+    ``per_group_accuracy.<group>``) to its bootstrap 95 % interval ``[low, high]``.
 
     Attributes:
         accuracy: Top-1 accuracy on ``split``.
-        per_group_accuracy: Accuracy of each group.
+        per_group_accuracy: Accuracy of each group (empty for data without groups).
         group_counts: Number of evaluated samples of each group.
-        fairness: Fairness figures.
-        esfair_score: ESFair score (accuracy + fairness + latency thirds).
+        fairness: Fairness figures, or ``None`` for data without groups.
+        scores: The task's named scores (``{"esfair": 0.71}``).
         confusion_matrix: Rows true class, columns predicted class.
         class_names: Names of the classes in confusion-matrix order.
         latency: Latency of the artifact on the target device.
@@ -196,13 +242,16 @@ class Metrics:
         fingerprint: Graph fingerprint (structure + shapes + quant scheme, not weights).
         split: Data split the accuracy figures come from (``val`` during search, ``test`` after).
         stage_seconds: Wall-clock seconds of each pipeline stage.
+        intervals: Bootstrap 95 % intervals by metric path.
+        eval_batch: Batch size the artifact was evaluated at (the deployment batch).
+        epochs: Training epochs behind the artifact.
     """
 
     accuracy: float
     per_group_accuracy: dict[str, float]
     group_counts: dict[str, int]
-    fairness: FairnessFigures
-    esfair_score: float
+    fairness: FairnessFigures | None
+    scores: dict[str, float]
     confusion_matrix: list[list[int]]
     class_names: list[str]
     latency: LatencyResult
@@ -214,6 +263,9 @@ class Metrics:
     fingerprint: str
     split: str = "val"
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    eval_batch: int = 1
+    epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (what trials store as the ``metrics`` user attribute)."""
@@ -223,8 +275,11 @@ class Metrics:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Metrics":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; reads records of older hwsearch versions too (``esfair_score``)."""
         data = dict(data)
-        data["fairness"] = FairnessFigures(**data["fairness"])
+        legacy = data.pop("esfair_score", None)
+        data.setdefault("scores", {} if legacy is None else {"esfair": legacy})
+        data["fairness"] = FairnessFigures(**data["fairness"]) if data.get("fairness") else None
         data["latency"] = LatencyResult.from_dict(data["latency"])
-        return cls(**data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

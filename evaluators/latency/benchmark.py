@@ -6,11 +6,13 @@ Only ONNX files are ever loaded.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +22,57 @@ from evaluators.contracts import LatencySettings
 
 @dataclass(frozen=True)
 class BenchmarkTimes:
-    """Raw timings of one benchmark, in milliseconds, plus the peak memory it saw."""
+    """Raw timings of one benchmark, in milliseconds, plus the peak memory it saw.
+
+    Invariants: ``round_medians`` has one entry per round, ``times_ms`` holds every timed run of
+    every round, ``windows`` the wall-clock ``(start, end)`` of each round.
+    """
 
     times_ms: list[float]
     peak_memory_mb: float
     runtime: str
+    round_medians: list[float] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)
 
     def stats(self) -> dict[str, float | int]:
-        """median/p90/mean/std/min in ms and ``n``."""
+        """median/p90/mean/std/min in ms and ``n``; the median is the median of the round medians."""
         arr = np.asarray(self.times_ms, dtype=np.float64)
+        rounds = self.round_medians or [float(np.median(arr))]
         return {
-            "median_ms": float(np.median(arr)),
+            "median_ms": float(np.median(rounds)),
             "p90_ms": float(np.percentile(arr, 90)),
             "mean_ms": float(arr.mean()),
             "std_ms": float(arr.std()),
             "min_ms": float(arr.min()),
             "n": int(arr.size),
         }
+
+    def round_stats(self) -> dict[str, object]:
+        """The rounds: their count, medians, the CI of the median and the timing windows."""
+        low, high = median_ci(self.round_medians)
+        return {"rounds": len(self.round_medians), "round_medians_ms": tuple(self.round_medians),
+                "ci_low_ms": low, "ci_high_ms": high, "windows": tuple(self.windows)}
+
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086)
+"""Student t 97.5 % quantiles for 1..20 degrees of freedom (1.96 beyond)."""
+
+
+def median_ci(round_medians: Sequence[float]) -> tuple[float | None, float | None]:
+    """95 % confidence interval of the median latency from independent round medians.
+
+    Latency is skewed and multiplicative, so the interval is a Student-t interval of the mean of
+    the log round medians, exponentiated: for roughly log-normal rounds this covers the median.
+    ``(None, None)`` with fewer than two rounds.
+    """
+    values = np.log(np.asarray([m for m in round_medians if m > 0], dtype=np.float64))
+    if len(values) < 2:
+        return None, None
+    t = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
+    centre = float(values.mean())
+    half = t * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def _peak_rss_mb() -> float:
@@ -50,16 +86,7 @@ def pin_to_cores(cores: tuple[int, ...] | None) -> None:
         os.sched_setaffinity(0, set(cores))
 
 
-def run_benchmark(artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings) -> BenchmarkTimes:
-    """Time ``artifact`` with onnxruntime on random input of ``input_shape``.
-
-    Warm-up runs first, then timed runs until ``min_repeats`` and ``min_time_s`` are both met or
-    ``max_repeats`` is reached. One intra-op pool of ``settings.threads``, sequential execution.
-
-    Raises:
-        onnxruntime's exceptions for files it cannot load or run (callers turn them into
-        ``LatencyError``).
-    """
+def _session(artifact: Path, settings: LatencySettings) -> object:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -68,23 +95,68 @@ def run_benchmark(artifact: Path, input_shape: tuple[int, ...], settings: Latenc
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    shape = (settings.batch, *input_shape[1:])
-    feed = {input_name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    return ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
+
+
+def _one_round(artifact: Path, feed_shape: tuple[int, ...], settings: LatencySettings) -> tuple[list[float], tuple[float, float]]:
+    """A fresh session, warm-up, then timed runs until the round's minimum count and time."""
+    started = time.time()
+    session = _session(artifact, settings)
+    input_name = session.get_inputs()[0].name  # type: ignore[attr-defined]
+    feed = {input_name: np.random.default_rng(0).standard_normal(feed_shape).astype(np.float32)}
     for _ in range(settings.warmup):
-        session.run(None, feed)
+        session.run(None, feed)  # type: ignore[attr-defined]
     times: list[float] = []
     total = 0.0
-    while len(times) < settings.max_repeats and (
-        len(times) < settings.min_repeats or total < settings.min_time_s
-    ):
+    while len(times) < settings.max_repeats and (len(times) < settings.min_repeats or total < settings.min_time_s):
         start = time.perf_counter()
-        session.run(None, feed)
+        session.run(None, feed)  # type: ignore[attr-defined]
         elapsed = time.perf_counter() - start
         times.append(elapsed * 1e3)
         total += elapsed
-    return BenchmarkTimes(times, _peak_rss_mb(), f"onnxruntime {ort.__version__}")
+    return times, (started, time.time())
+
+
+def run_benchmark(
+    artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings, *, rounds: int | None = None,
+) -> BenchmarkTimes:
+    """Time ``artifact`` with onnxruntime on random input of ``input_shape``, in rounds.
+
+    Each round builds a fresh session (its memory layout is part of what varies between
+    measurements), warms up, then times runs until ``min_repeats`` and ``min_time_s`` are both met
+    or ``max_repeats`` is reached. Rounds continue until ``min_rounds`` are done and the 95 %
+    confidence interval of the median (:func:`median_ci`) is within ``+-target_ci``, or
+    ``max_rounds`` rounds or ``max_time_s`` seconds are spent. One intra-op pool of
+    ``settings.threads``, sequential execution.
+
+    Args:
+        rounds: Exactly this many rounds (e.g. 1 to add a fresh round to a cached figure).
+
+    Raises:
+        onnxruntime's exceptions for files it cannot load or run (callers turn them into
+        ``LatencyError``).
+    """
+    import onnxruntime as ort
+
+    shape = (settings.batch, *input_shape[1:])
+    times: list[float] = []
+    medians: list[float] = []
+    windows: list[tuple[float, float]] = []
+    began = time.perf_counter()
+    wanted_min = rounds if rounds is not None else settings.min_rounds
+    wanted_max = rounds if rounds is not None else settings.max_rounds
+    while len(medians) < wanted_max:
+        round_times, window = _one_round(artifact, shape, settings)
+        times.extend(round_times)
+        medians.append(float(np.median(round_times)))
+        windows.append(window)
+        if len(medians) < wanted_min:
+            continue
+        low, high = median_ci(medians)
+        precise = low is not None and high is not None and (high - low) / 2 <= settings.target_ci * float(np.median(medians))
+        if precise or time.perf_counter() - began >= settings.max_time_s:
+            break
+    return BenchmarkTimes(times, _peak_rss_mb(), f"onnxruntime {ort.__version__}", medians, windows)
 
 
 def describe_cpu() -> str:

@@ -7,11 +7,24 @@ report, model card and dashboard page shows that label.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluators.contracts import LatencyResult, LatencySettings
+from evaluators.latency import register_latency_backend
 
 
+@dataclass(frozen=True)
+class FakeOptions:
+    """Settings of the ``fake`` backend (its computed figure's coefficients)."""
+
+    device_tag: str = "fake"
+    ms_per_mb: float = 0.4
+    ms_per_mpixel: float = 20.0
+
+
+@register_latency_backend("fake", options=FakeOptions, source="fake",
+                          help="computed figures for tests, labelled FAKE everywhere")
 class FakeLatencyBackend:
     """Deterministic latency from artifact size and input pixels (no timing at all).
 
@@ -21,10 +34,11 @@ class FakeLatencyBackend:
 
     name = "fake"
 
-    def __init__(self, device_tag: str = "fake", ms_per_mb: float = 0.4, ms_per_mpixel: float = 20.0) -> None:
-        self.device_tag = device_tag
-        self.ms_per_mb = ms_per_mb
-        self.ms_per_mpixel = ms_per_mpixel
+    def __init__(self, options: FakeOptions | None = None) -> None:
+        self.options = options or FakeOptions()
+        self.device_tag = self.options.device_tag
+        self.ms_per_mb = self.options.ms_per_mb
+        self.ms_per_mpixel = self.options.ms_per_mpixel
 
     def measure(
         self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings

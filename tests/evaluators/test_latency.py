@@ -64,13 +64,40 @@ def test_local_backend_names_the_real_cpu_and_fails_clearly_on_a_broken_file(tmp
         backend.measure(broken, (1, 3, 32, 32), SETTINGS)
 
 
-def test_repeats_stop_at_max_and_continue_to_min_time(tmp_path: Path) -> None:
+def test_repeats_per_round_stop_at_max_and_continue_to_min_time(tmp_path: Path) -> None:
     backend = make_latency_backend("local")
     model = conv_model(tmp_path / "m.onnx")
-    capped = backend.measure(model, (1, 3, 32, 32), LatencySettings(warmup=0, min_repeats=5, max_repeats=7, min_time_s=60))
-    assert capped.n == 7
-    quick = backend.measure(model, (1, 3, 32, 32), LatencySettings(warmup=0, min_repeats=5, max_repeats=500, min_time_s=0))
+    one_round = dict(min_rounds=1, max_rounds=1)
+    capped = backend.measure(model, (1, 3, 32, 32),
+                             LatencySettings(warmup=0, min_repeats=5, max_repeats=7, min_time_s=60, **one_round))
+    assert capped.n == 7 and capped.rounds == 1 and capped.ci_low_ms is None
+    quick = backend.measure(model, (1, 3, 32, 32),
+                            LatencySettings(warmup=0, min_repeats=5, max_repeats=500, min_time_s=0, **one_round))
     assert quick.n == 5
+
+
+def test_rounds_continue_until_the_median_ci_is_tight_or_the_cap(tmp_path: Path) -> None:
+    backend = make_latency_backend("local")
+    model = conv_model(tmp_path / "m.onnx")
+    settings = LatencySettings(warmup=1, min_repeats=5, min_time_s=0.02, min_rounds=3, max_rounds=6, target_ci=0.0)
+    result = backend.measure(model, (1, 3, 32, 32), settings)
+    assert result.rounds == 6 and len(result.round_medians_ms) == 6 and len(result.windows) == 6
+    assert result.ci_low_ms <= result.median_ms <= result.ci_high_ms
+    loose = backend.measure(model, (1, 3, 32, 32), LatencySettings(warmup=1, min_repeats=5, min_time_s=0.02,
+                                                                    min_rounds=3, max_rounds=6, target_ci=10.0))
+    assert loose.rounds == 3
+    assert all(start < end for start, end in result.windows)
+    assert not result.under_load
+
+
+def test_median_ci_is_a_log_t_interval_of_round_medians() -> None:
+    from evaluators.latency.benchmark import median_ci
+
+    assert median_ci([1.0]) == (None, None)
+    low, high = median_ci([1.0, 1.0, 1.0])
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    low, high = median_ci([1.0, 1.1, 0.9, 1.05, 0.95])
+    assert 0.85 < low < 1.0 < high < 1.15
 
 
 def test_fake_backend_is_deterministic_and_grows_with_input(tmp_path: Path) -> None:
@@ -82,28 +109,33 @@ def test_fake_backend_is_deterministic_and_grows_with_input(tmp_path: Path) -> N
 
 
 def test_unknown_backend_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match="local, remote, fake"):
+    with pytest.raises(ValueError, match="known latency backends: fake, local, remote"):
         make_latency_backend("gpu")
 
 
-def test_cache_keys_on_fingerprint_device_and_settings_and_first_write_wins(tmp_path: Path) -> None:
+def test_cache_keys_on_fingerprint_backend_device_and_settings_and_adds_rounds(tmp_path: Path) -> None:
     cache = LatencyCache(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    backend = make_latency_backend("fake")
-    result = backend.measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
-    assert cache.get("fp", "fake", SETTINGS) is None
-    assert cache.put("fp", SETTINGS, result) == result
-    hit = cache.get("fp", "fake", SETTINGS)
-    assert hit is not None and hit.cached and hit.median_ms == result.median_ms
-    assert cache.get("fp", "rpi4b", SETTINGS) is None
-    assert cache.get("fp", "fake", LatencySettings(threads=2)) is None
-    other = LatencyResult(**{**result.to_dict(), "median_ms": 123.0})
-    winner = cache.put("fp", SETTINGS, other)
-    assert winner.median_ms == result.median_ms and cache.count() == 1
+    backend = make_latency_backend("local")
+    model = conv_model(tmp_path / "m.onnx")
+    first = backend.measure(model, (1, 3, 32, 32), SETTINGS)
+    assert cache.get("fp", "local", "local", SETTINGS) is None
+    stored = cache.add("fp", SETTINGS, first)
+    assert stored.rounds == first.rounds and stored.median_ms == pytest.approx(first.median_ms)
+    hit = cache.get("fp", "local", "local", SETTINGS)
+    assert hit is not None and hit.cached and hit.rounds == first.rounds
+    assert cache.get("fp", "fake", "local", SETTINGS) is None, "another backend is another figure"
+    assert cache.get("fp", "local", "rpi4b", SETTINGS) is None
+    assert cache.get("fp", "local", "local", LatencySettings(threads=2)) is None
+    extra = backend.measure(model, (1, 3, 32, 32), LatencySettings(**{**SETTINGS.to_dict(), "min_rounds": 1,
+                                                                        "max_rounds": 1}))
+    grown = cache.add("fp", SETTINGS, extra)
+    assert grown.rounds == first.rounds + 1 and cache.count() == 1
+    assert grown.round_medians_ms == (*first.round_medians_ms, extra.median_ms)
 
 
 def test_cache_survives_a_new_engine(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     result = make_latency_backend("fake").measure(conv_model(tmp_path / "m.onnx"), (1, 3, 32, 32), SETTINGS)
-    LatencyCache(make_engine(url)).put("fp", SETTINGS, result)
-    again = LatencyCache(make_engine(url)).get("fp", "fake", SETTINGS)
-    assert again is not None and again.median_ms == result.median_ms
+    LatencyCache(make_engine(url)).add("fp", SETTINGS, result)
+    again = LatencyCache(make_engine(url)).get("fp", "fake", "fake", SETTINGS)
+    assert again is not None and again.median_ms == result.median_ms and again.fake
