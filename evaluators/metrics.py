@@ -7,6 +7,7 @@ integer predictions. The figures feed :class:`evaluators.contracts.Metrics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,8 @@ class ClassificationFigures:
         group_counts: Samples of each group, by name.
         confusion_matrix: Counts, rows true class, columns predicted class.
         class_names: Class names in confusion-matrix order.
-        fairness: SPD, ESFair fairness part, worst-group accuracy, gap, equalized odds.
+        fairness: SPD, ESFair fairness part, worst-group accuracy, gap, equalized odds; ``None``
+            for data without groups (then ``per_group_accuracy`` and ``group_counts`` are empty).
         absent_groups: Groups of ``group_names`` without samples in this split.
     """
 
@@ -41,7 +43,7 @@ class ClassificationFigures:
     group_counts: dict[str, int]
     confusion_matrix: list[list[int]]
     class_names: list[str]
-    fairness: FairnessFigures
+    fairness: FairnessFigures | None
     absent_groups: list[str]
 
 
@@ -53,6 +55,7 @@ def classification_figures(
     class_names: Sequence[str],
     group_names: Sequence[str],
     minority_group: str | None = None,
+    grouped: bool = True,
 ) -> ClassificationFigures:
     """Accuracy, per-group accuracy, confusion matrix and fairness figures.
 
@@ -81,6 +84,7 @@ def classification_figures(
         class_names: Names of the classes.
         group_names: Names of the groups.
         minority_group: Name of the group SPD compares with (default: see above).
+        grouped: False for data without groups: no per-group or fairness figures.
 
     Raises:
         ValueError: Empty or unequal-length inputs, indices out of range, an unknown or
@@ -97,6 +101,14 @@ def classification_figures(
         raise ValueError("no samples to evaluate")
 
     correct = y_true_a == y_pred_a
+    n_classes = len(class_names)
+    confusion = np.bincount(y_true_a * n_classes + y_pred_a, minlength=n_classes * n_classes)
+    if not grouped:
+        return ClassificationFigures(
+            accuracy=float(correct.mean()), per_group_accuracy={}, group_counts={},
+            confusion_matrix=confusion.reshape(n_classes, n_classes).tolist(), class_names=list(class_names),
+            fairness=None, absent_groups=[],
+        )
     counts = np.bincount(groups_a, minlength=len(group_names))
     group_counts = {name: int(counts[i]) for i, name in enumerate(group_names)}
     present = [i for i in range(len(group_names)) if counts[i] > 0]
@@ -106,8 +118,6 @@ def classification_figures(
     minority = _minority(minority_group, group_names, group_counts, present)
     spd = esfair_spd(per_group_accuracy, minority)
     accuracies = list(per_group_accuracy.values())
-    n_classes = len(class_names)
-    confusion = np.bincount(y_true_a * n_classes + y_pred_a, minlength=n_classes * n_classes)
     fairness = FairnessFigures(
         minority_group=minority,
         spd=spd,
@@ -171,3 +181,31 @@ def _minority(
             "evaluate on a split that contains it, or name another group"
         )
     return requested
+
+
+def figure_intervals(evaluation: Any, dataset: Any, *, seed: int = 0) -> dict[str, list[float]]:
+    """Bootstrap 95 % intervals (resampled within each group) of an evaluation's figures, by metric path.
+
+    Paths: ``accuracy``; for data with groups also ``per_group_accuracy.<group>``, ``fairness.spd``,
+    ``fairness.worst_group_accuracy`` and ``fairness.fairness_part`` (ESFair's part is a decreasing
+    function of SPD, so its interval is SPD's, mapped and swapped).
+
+    Args:
+        evaluation: An :class:`evaluators.evaluate.Evaluation`.
+        dataset: The data set it ran on (group names, whether it has groups).
+        seed: Seed of the resamples.
+    """
+    from evaluators.intervals import bootstrap_figures
+
+    fairness = evaluation.figures.fairness
+    boot = bootstrap_figures(evaluation.labels, evaluation.predictions, evaluation.groups,
+                             group_names=dataset.group_names,
+                             minority_group=fairness.minority_group if fairness else None, seed=seed)
+    out = {"accuracy": [boot.accuracy.low, boot.accuracy.high]}
+    if not dataset.grouped:
+        return out
+    out.update({f"per_group_accuracy.{name}": [i.low, i.high] for name, i in boot.per_group_accuracy.items()})
+    out["fairness.spd"] = [boot.spd.low, boot.spd.high]
+    out["fairness.worst_group_accuracy"] = [boot.worst_group_accuracy.low, boot.worst_group_accuracy.high]
+    out["fairness.fairness_part"] = [esfair_fairness_part(boot.spd.high), esfair_fairness_part(boot.spd.low)]
+    return out

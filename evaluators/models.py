@@ -1,10 +1,11 @@
 """Backbone registry: timm architectures with a width multiplier, built from names.
 
-Every backbone of the search space is registered here under the name the spaces use
-(``spaces.esfair.BACKBONES``). timm's public ``create_model`` cannot take a channel multiplier, so
+Every backbone a space may name is registered here (:data:`BACKBONES`, the generic registry of
+:mod:`spaces.registries`). timm's public ``create_model`` cannot take a channel multiplier, so
 the factories call timm's private generators (``_gen_mobilenet_v3``, ``_gen_lcnet``,
-``_gen_mobilenet_v2``, ``_gen_efficientnet_lite``); this module is the only place that touches
-them. MobileOne's ``width_factor`` breaks its grouped convolutions, so its factory scales every
+``_gen_mobilenet_v2``, ``_gen_efficientnet_lite``, ``_gen_mnasnet_b1``); this module is the only
+place that touches them. Each factory names the timm variant of its width, so timm's own
+pretrained configuration (and a local weights file given to it) fits the model. MobileOne's ``width_factor`` breaks its grouped convolutions, so its factory scales every
 block's channels and the stem with ``make_divisible`` in a copied ``ByobCfg`` instead.
 
 Invariants:
@@ -21,32 +22,58 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from evaluators.errors import HwsearchError
+from spaces.registries import Registry
+
+if TYPE_CHECKING:
+    from evaluators.warm_start import WarmStart
 
 _LOG = logging.getLogger(__name__)
 
-BackboneFactory = Callable[[float, int], nn.Module]
-"""``(width, num_classes) -> model`` with freshly initialised weights."""
+BackboneFactory = Callable[..., nn.Module]
+"""``factory(width, num_classes, **timm_kwargs) -> model`` with freshly initialised weights; timm's
+``pretrained=True`` (with ``pretrained_cfg_overlay=dict(file=...)`` for a local file) loads weights."""
 
-_BACKBONES: dict[str, BackboneFactory] = {}
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone.
+
+    Attributes:
+        name: Registry name (``mobilenetv3_small``).
+        factory: See :data:`BackboneFactory`.
+        variant: ``width -> timm model name`` of the pretrained weights for that width
+            (``mobilenetv3_small_075``), or ``None`` when timm names no such variant.
+    """
+
+    name: str
+    factory: BackboneFactory
+    variant: Callable[[float], str | None]
 
 
-def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
-    """Decorator registering ``factory(width, num_classes)`` under ``name``.
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def register_backbone(
+    name: str, variant: Callable[[float], str | None] | None = None,
+) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator registering ``factory(width, num_classes, **timm_kwargs)`` under ``name``.
+
+    Args:
+        name: Backbone name the spaces use.
+        variant: ``width -> timm variant name`` for pretrained weights (default: none).
 
     Raises:
         ValueError: If ``name`` is already registered.
     """
 
     def decorate(factory: BackboneFactory) -> BackboneFactory:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is already registered")
-        _BACKBONES[name] = factory
+        BACKBONES.add(name, BackboneSpec(name, factory, variant or (lambda width: None)))
         return factory
 
     return decorate
@@ -54,7 +81,17 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
 
 def list_backbones() -> list[str]:
     """Registered backbone names, sorted."""
-    return sorted(_BACKBONES)
+    return BACKBONES.names()
+
+
+def _width_variant(stem: str, widths: tuple[float, ...]) -> Callable[[float], str | None]:
+    """``stem_050``-style timm names for the given widths (``None`` for other widths)."""
+    return lambda width: f"{stem}_{round(width * 100):03d}" if float(width) in widths else None
+
+
+def _fixed_variant(name: str) -> Callable[[float], str | None]:
+    """A backbone whose pretrained weights exist at width 1 only."""
+    return lambda width: name if float(width) == 1.0 else None
 
 
 @dataclass(frozen=True)
@@ -77,7 +114,8 @@ class LoadReport:
 
 
 def build_model(
-    backbone: str, width: float, num_classes: int, *, pretrained: str | Path | None = None
+    backbone: str, width: float, num_classes: int, *, pretrained: str | Path | None = None,
+    weights: "WarmStart | None" = None,
 ) -> nn.Module:
     """Build ``backbone`` with every layer's channels multiplied by ``width``.
 
@@ -87,23 +125,27 @@ def build_model(
         num_classes: Outputs of the classifier.
         pretrained: Optional local state dict (``.pth``/``.pt``/``.safetensors``, plain or wrapped in
             ``state_dict``/``model``/``state_dict_ema``) loaded with :func:`load_pretrained`.
+        weights: Warm-start weights for exactly this backbone and width, loaded by timm
+            (:class:`evaluators.warm_start.WarmStart`): a local file, shapes checked strictly
+            (the classifier is re-initialised for ``num_classes``), or timm's hub download.
 
     Returns:
         The model in train mode.
 
     Raises:
-        ValueError: Unknown backbone (the message lists the known ones), ``width <= 0`` or
-            ``num_classes < 1``.
+        UnknownNameError: Unknown backbone (the message lists the known ones).
+        ValueError: ``width <= 0`` or ``num_classes < 1``.
         HwsearchError: ``pretrained`` is missing or shares no tensor with the model.
     """
-    factory = _BACKBONES.get(backbone)
-    if factory is None:
-        raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(list_backbones())}")
+    spec = BACKBONES.get(backbone)
     if width <= 0:
         raise ValueError(f"width={width} must be > 0")
     if num_classes < 1:
         raise ValueError(f"num_classes={num_classes} must be >= 1")
-    model = factory(float(width), int(num_classes))
+    if weights is not None:
+        model = weights.build(spec.factory, float(width), int(num_classes))
+    else:
+        model = spec.factory(float(width), int(num_classes))
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model.train()
@@ -180,43 +222,68 @@ def prepare_for_export(model: nn.Module) -> nn.Module:
     return reparameterize_model(model, inplace=False).eval()
 
 
-@register_backbone("mobilenetv3_small")
-def _mobilenetv3_small(width: float, num_classes: int) -> nn.Module:
+def _variant_or(default: str, variant: Callable[[float], str | None], width: float) -> str:
+    """The timm variant name of ``width`` (its pretrained config), else ``default``."""
+    return variant(width) or default
+
+
+_MNV3_SMALL = _width_variant("mobilenetv3_small", (0.5, 0.75, 1.0))
+_MNV3_LARGE = _width_variant("mobilenetv3_large", (0.75, 1.0))
+_LCNET = _width_variant("lcnet", (0.35, 0.5, 0.75, 1.0))
+_MNV2 = _width_variant("mobilenetv2", (0.35, 0.5, 0.75, 1.0))
+_MNASNET = _width_variant("mnasnet", (0.5, 0.75, 1.0))
+
+
+@register_backbone("mobilenetv3_small", _MNV3_SMALL)
+def _mobilenetv3_small(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.models.mobilenetv3 import _gen_mobilenet_v3
 
-    return _gen_mobilenet_v3("mobilenetv3_small_100", channel_multiplier=width, num_classes=num_classes)
+    return _gen_mobilenet_v3(_variant_or("mobilenetv3_small_100", _MNV3_SMALL, width), channel_multiplier=width,
+                             num_classes=num_classes, **timm_kwargs)
 
 
-@register_backbone("mobilenetv3_large")
-def _mobilenetv3_large(width: float, num_classes: int) -> nn.Module:
+@register_backbone("mobilenetv3_large", _MNV3_LARGE)
+def _mobilenetv3_large(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.models.mobilenetv3 import _gen_mobilenet_v3
 
-    return _gen_mobilenet_v3("mobilenetv3_large_100", channel_multiplier=width, num_classes=num_classes)
+    return _gen_mobilenet_v3(_variant_or("mobilenetv3_large_100", _MNV3_LARGE, width), channel_multiplier=width,
+                             num_classes=num_classes, **timm_kwargs)
 
 
-@register_backbone("lcnet")
-def _lcnet(width: float, num_classes: int) -> nn.Module:
+@register_backbone("lcnet", _LCNET)
+def _lcnet(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.models.mobilenetv3 import _gen_lcnet
 
-    return _gen_lcnet("lcnet_100", channel_multiplier=width, num_classes=num_classes)
+    return _gen_lcnet(_variant_or("lcnet_100", _LCNET, width), channel_multiplier=width, num_classes=num_classes,
+                      **timm_kwargs)
 
 
-@register_backbone("mobilenetv2")
-def _mobilenetv2(width: float, num_classes: int) -> nn.Module:
+@register_backbone("mobilenetv2", _MNV2)
+def _mobilenetv2(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.models.efficientnet import _gen_mobilenet_v2
 
-    return _gen_mobilenet_v2("mobilenetv2_100", channel_multiplier=width, num_classes=num_classes)
+    return _gen_mobilenet_v2(_variant_or("mobilenetv2_100", _MNV2, width), channel_multiplier=width,
+                             num_classes=num_classes, **timm_kwargs)
 
 
-@register_backbone("efficientnet_lite0")
-def _efficientnet_lite0(width: float, num_classes: int) -> nn.Module:
+@register_backbone("efficientnet_lite0", _fixed_variant("efficientnet_lite0"))
+def _efficientnet_lite0(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.models.efficientnet import _gen_efficientnet_lite
 
-    return _gen_efficientnet_lite("efficientnet_lite0", channel_multiplier=width, num_classes=num_classes)
+    return _gen_efficientnet_lite("efficientnet_lite0", channel_multiplier=width, num_classes=num_classes,
+                                  **timm_kwargs)
 
 
-@register_backbone("mobileone_s0")
-def _mobileone_s0(width: float, num_classes: int) -> nn.Module:
+@register_backbone("mnasnet", _MNASNET)
+def _mnasnet(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
+    from timm.models.efficientnet import _gen_mnasnet_b1
+
+    return _gen_mnasnet_b1(_variant_or("mnasnet_100", _MNASNET, width), channel_multiplier=width,
+                           num_classes=num_classes, **timm_kwargs)
+
+
+@register_backbone("mobileone_s0", _fixed_variant("mobileone_s0"))
+def _mobileone_s0(width: float, num_classes: int, **timm_kwargs: object) -> nn.Module:
     from timm.layers import make_divisible
     from timm.models import build_model_with_cfg
     from timm.models.byobnet import ByobNet, model_cfgs
@@ -227,7 +294,8 @@ def _mobileone_s0(width: float, num_classes: int) -> nn.Module:
         for stage in base.blocks
     )
     cfg = dataclasses.replace(base, blocks=blocks, stem_chs=make_divisible(base.stem_chs * width))
+    pretrained = bool(timm_kwargs.pop("pretrained", False))
     return build_model_with_cfg(
-        ByobNet, "mobileone_s0", False, model_cfg=cfg,
-        feature_cfg=dict(flatten_sequential=True), num_classes=num_classes,
+        ByobNet, "mobileone_s0", pretrained, model_cfg=cfg,
+        feature_cfg=dict(flatten_sequential=True), num_classes=num_classes, **timm_kwargs,
     )

@@ -1,26 +1,38 @@
-"""One trial, in DESIGN.md's order: cheap latency screening first, then train, prune, export,
-quantize, and evaluate the artifact that would ship.
+"""One trial in DESIGN.md's order, as rungs of fidelity: cheap latency screening first, then
+training in rungs (each continuing from the last rung's checkpoint), and after every rung the
+artifact that would ship is exported, quantized and evaluated.
 
-1. Build the architecture, reparameterize (MobileOne), prune uniformly (shapes do not depend on
-   weights), export, quantize, fingerprint the graph.
-2. Latency from the cache or the backend; over the latency or size budget the candidate stops here
-   (infeasible), having cost seconds.
-3. Train with the loss mix (KD teacher from the study's cache), EMA when asked; reparameterize;
-   prune by magnitude on the trained weights to the same shapes; fine-tune.
-4. Export and quantize (static int8 calibrated on training images).
-5. Evaluate the ONNX artifact with onnxruntime on the validation split.
-6. Latency of the final artifact (a cache hit when its fingerprint equals step 1's).
+A rung job (:class:`RungJob`) is the unit a search schedules:
+
+1. (rung 0 only) Screen: build the architecture, reparameterize (MobileOne), prune uniformly
+   (shapes do not depend on weights), export, quantize, fingerprint; latency and size from the
+   cache or the backend. Over a budget the candidate stops here, having cost seconds.
+2. Train up to the rung's epochs: from scratch (or warm-started weights) at rung 0, from the
+   previous rung's checkpoint afterwards (loaded with ``weights_only=True``, sha256 checked).
+   KD joins once the job allows it (the teacher is trained only when a KD candidate first
+   needs it). A candidate with a pruning ratio is pruned by magnitude on its trained weights
+   after its first rung and fine-tuned; later rungs train the pruned model.
+3. Save the rung checkpoint (``rung_<r>.pt``), export and quantize (static int8 calibrated on
+   training images), and evaluate the ONNX artifact with onnxruntime on the validation split at
+   the deployment batch size.
+4. Latency of the artifact: the screening figure of the same graph fingerprint from the cache;
+   the top rung adds a fresh measurement round to it, so a figure that ships was measured more
+   than once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from evaluators.compute_lock import HOST_LOCK, Windows
 from evaluators.contracts import LatencyBackend, LatencyResult, LatencySettings, Metrics
 from evaluators.latency.cache import LatencyCache
 from evaluators.stages import StageClock
@@ -28,6 +40,13 @@ from spaces.candidate import Candidate
 from spaces.task import Task
 
 ARTIFACT_NAME = "model.onnx"
+CHECKPOINT_FORMAT = 1
+CONTINUE_LR_FACTOR = 1.0
+"""Peak learning rate of a continuation rung, relative to the candidate's (a warm restart)."""
+
+
+class TrialCancelled(Exception):
+    """Raised inside a training step when the search asked the trial to stop."""
 
 
 @dataclass
@@ -36,7 +55,7 @@ class TrialContext:
 
     Attributes:
         dataset: The loaded ``evaluators.data`` image data set.
-        task: The space's task with the effective budgets (objectives, budgets, score).
+        task: The space's task with the effective budgets (objectives, constraints, scores).
         latency_backend: Where latency is measured.
         latency_settings: How it is measured.
         latency_cache: Cache keyed by graph fingerprint (``None`` disables it).
@@ -46,6 +65,9 @@ class TrialContext:
         minority_group: Group ESFair's SPD compares with (``None``: the smallest group).
         calibration_images: Training images used to calibrate static int8 quantization.
         eval_threads: onnxruntime threads for evaluating accuracy.
+        eval_batch: Deployment batch size the artifact is evaluated at.
+        weights: Warm-start weights (``evaluators.warm_start.WeightsSource``), or ``None``.
+        cancel: Set to stop every running trial at its next training step.
     """
 
     dataset: Any
@@ -59,50 +81,143 @@ class TrialContext:
     minority_group: str | None = None
     calibration_images: int = 64
     eval_threads: int = 1
+    eval_batch: int = 1
+    weights: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def num_classes(self) -> int:
         """Number of classes of the data set."""
         return len(self.dataset.class_names)
 
+    def step_context(self, windows: Windows) -> Callable[[], Any]:
+        """The context entered around every training step: cancellation check, then the host lock."""
+
+        @contextlib.contextmanager
+        def step() -> Iterator[None]:
+            if self.cancel.is_set():
+                raise TrialCancelled("the search was stopped")
+            with HOST_LOCK.training_step(windows):
+                yield
+
+        return step
+
 
 @dataclass
 class ScreenResult:
-    """Latency screening of a candidate's architecture (untrained weights, same graph)."""
+    """Latency screening of a candidate's architecture (untrained weights, same graph).
+
+    Attributes:
+        fingerprint: Graph fingerprint of the screened artifact.
+        latency: Its latency.
+        size_bytes: Its size on disk.
+        params: Parameters of the compressed architecture.
+        macs: Its multiply-accumulates per image.
+        violations: The constraints the screen can check, by name (<= 0 met).
+        seconds: Wall-clock of the screen.
+    """
 
     fingerprint: str
     latency: LatencyResult
     size_bytes: int
-    violations: list[float]
+    params: int
+    macs: int
+    violations: dict[str, float]
     seconds: float
 
     @property
     def feasible(self) -> bool:
-        """True when every constraint value is <= 0."""
-        return all(v <= 0 for v in self.violations)
+        """True when every constraint the screen checked is met."""
+        return all(v <= 0 for v in self.violations.values())
 
-    def reason(self, budget_ms: float | None, size_budget_mb: float | None) -> str:
-        """Why the candidate is infeasible ('' when feasible)."""
-        reasons = []
-        if self.violations[0] > 0:
-            reasons.append(f"latency {self.latency.median_ms:.2f} ms > budget {budget_ms:g} ms")
-        if len(self.violations) > 1 and self.violations[1] > 0:
-            reasons.append(f"size {self.size_bytes / 1e6:.2f} MB > budget {size_budget_mb:g} MB")
-        return "; ".join(reasons)
+    def metrics(self) -> dict[str, Any]:
+        """What the screen knows, in ``Metrics.to_dict()`` shape (latency, size, params, MACs)."""
+        return {"latency": self.latency.to_dict(), "size_bytes": self.size_bytes, "params": self.params,
+                "macs": self.macs}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record (stored as the trial's ``screen`` attribute)."""
-        return {"fingerprint": self.fingerprint, "latency": self.latency.to_dict(),
-                "size_bytes": self.size_bytes, "violations": self.violations, "seconds": self.seconds}
+        return {"fingerprint": self.fingerprint, "latency": self.latency.to_dict(), "size_bytes": self.size_bytes,
+                "params": self.params, "macs": self.macs, "violations": self.violations, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A rung checkpoint on disk: the weights a promoted candidate continues from.
+
+    Attributes:
+        path: The ``.pt`` file (a dict of tensors and numbers; ``torch.load(weights_only=True)``).
+        sha256: Its sha256, checked before loading.
+        rung: The rung that wrote it.
+        epochs: Training epochs behind it.
+        pruned: Whether the weights are those of the pruned architecture.
+    """
+
+    path: str
+    sha256: str
+    rung: int
+    epochs: int
+    pruned: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Checkpoint":
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["path"]), str(data["sha256"]), int(data["rung"]), int(data["epochs"]), bool(data["pruned"]))
+
+
+@dataclass(frozen=True)
+class RungJob:
+    """One unit of work of a trial.
+
+    Attributes:
+        rung: Rung index (0 = the first).
+        epochs: Training epochs behind the model at the end of the rung (cumulative).
+        final: This is the top rung: its figures are the trial's result (and the artifact's
+            latency gains a fresh round).
+        kd: Knowledge distillation may be used (the teacher is affordable); KD candidates train
+            without it otherwise.
+        start: Checkpoint to continue from (``None``: a fresh model).
+        screen: Screen the candidate first (rung 0 of a new trial).
+    """
+
+    rung: int
+    epochs: int
+    final: bool
+    kd: bool = True
+    start: Checkpoint | None = None
+    screen: bool = False
 
 
 @dataclass
-class TrialOutcome:
-    """What a trial produced: its screening, and metrics when it was trained."""
+class RungOutcome:
+    """What a rung job produced.
 
-    screen: ScreenResult
+    Invariant: ``metrics`` is ``None`` exactly when the job screened the candidate out; otherwise
+    its accuracy figures come from running the rung's ``model.onnx`` on the validation split, and
+    ``checkpoint`` is the rung's checkpoint.
+
+    Attributes:
+        job: The job.
+        screen: The screen (jobs with ``screen=True``).
+        metrics: The rung's figures.
+        checkpoint: The checkpoint the rung wrote.
+        stage_seconds: Wall-clock of each stage.
+        train_windows: Wall-clock intervals during which this job trained (held the cores shared).
+        kd_applied: Whether distillation was part of the loss.
+        screen_fingerprint_matched: Whether the artifact's graph equals the screened one.
+    """
+
+    job: RungJob
+    screen: ScreenResult | None
     metrics: Metrics | None
+    checkpoint: Checkpoint | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    train_windows: list[list[float]] = field(default_factory=list)
+    kd_applied: bool = False
     screen_fingerprint_matched: bool | None = None
 
 
@@ -113,11 +228,12 @@ def input_shape(candidate: Candidate) -> tuple[int, int, int, int]:
 
 def calibration_batches(dataset: Any, resolution: int, count: int, seed: int) -> list[np.ndarray]:
     """``count`` training images (seeded choice), preprocessed, in batches of 8."""
-    train = dataset.splits["train"]
-    arrays = train.arrays(resolution)
+    from evaluators.data.preprocess import normalise
+
+    pixels = dataset.splits["train"].pixels(resolution)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(arrays), size=min(count, len(arrays)), replace=False)
-    chosen = arrays[np.sort(idx)]
+    idx = np.sort(rng.choice(len(pixels), size=min(count, len(pixels)), replace=False))
+    chosen = normalise(pixels[idx])
     return [chosen[i:i + 8] for i in range(0, len(chosen), 8)]
 
 
@@ -151,25 +267,33 @@ def write_artifact(model: Any, candidate: Candidate, out_dir: Path, calibration:
     return artifact
 
 
-def measure_latency(artifact: Path, candidate: Candidate, ctx: TrialContext) -> tuple[str, LatencyResult]:
-    """Graph fingerprint of ``artifact`` and its latency (from the cache when it is there)."""
+def measure_latency(
+    artifact: Path, candidate: Candidate, ctx: TrialContext, *, fresh_round: bool = False,
+) -> tuple[str, LatencyResult]:
+    """Graph fingerprint of ``artifact`` and its latency.
+
+    A cached figure of the same fingerprint, backend, device and settings is reused; with
+    ``fresh_round`` one more round is measured and added to it first.
+    """
     from evaluators.fingerprint import graph_fingerprint
 
     fingerprint = graph_fingerprint(artifact)
-    backend, settings = ctx.latency_backend, ctx.latency_settings
-    if ctx.latency_cache is not None:
-        cached = ctx.latency_cache.get(fingerprint, backend.device_tag, settings)
-        if cached is not None:
-            return fingerprint, cached
-    result = backend.measure(artifact, input_shape(candidate), settings)
-    if ctx.latency_cache is not None:
-        result = ctx.latency_cache.put(fingerprint, settings, result)
+    backend, settings, cache = ctx.latency_backend, ctx.latency_settings, ctx.latency_cache
+    cached = cache.get(fingerprint, backend.name, backend.device_tag, settings) if cache is not None else None
+    if cached is not None and not fresh_round:
+        return fingerprint, cached
+    run_settings = dataclasses.replace(settings, min_rounds=1, max_rounds=1) if cached is not None else settings
+    result = backend.measure(artifact, input_shape(candidate), run_settings)
+    if cache is not None:
+        result = cache.add(fingerprint, settings, result)
     return fingerprint, result
 
 
 def screen(candidate: Candidate, ctx: TrialContext, work_dir: Path) -> ScreenResult:
-    """Latency and size of the candidate's compressed, quantized graph, before any training."""
+    """Latency, size and complexity of the candidate's compressed, quantized graph, before any training."""
     import time
+
+    from evaluators.complexity import count_macs, count_params
 
     start = time.perf_counter()
     model = compressed_architecture(candidate, ctx.num_classes, ctx.seed)
@@ -177,22 +301,86 @@ def screen(candidate: Candidate, ctx: TrialContext, work_dir: Path) -> ScreenRes
     artifact = write_artifact(model, candidate, work_dir, calibration)
     fingerprint, latency = measure_latency(artifact, candidate, ctx)
     size = artifact.stat().st_size
-    violations = ctx.task.constraint_violations(
-        {"latency": {"median_ms": latency.median_ms}, "size_bytes": size}
-    )
-    return ScreenResult(fingerprint, latency, size, violations, time.perf_counter() - start)
+    params, macs = count_params(model), count_macs(model, candidate.resolution)
+    known = {"latency": latency.to_dict(), "size_bytes": size, "params": params, "macs": macs}
+    violations = ctx.task.screen_violations(known)
+    return ScreenResult(fingerprint, latency, size, params, macs, violations, time.perf_counter() - start)
 
 
-def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) -> Any:
+def _fresh_model(candidate: Candidate, ctx: TrialContext) -> Any:
+    from evaluators.errors import HwsearchError
+    from evaluators.models import BACKBONES, build_model
+
+    weights = None
+    if candidate.warm_start:
+        variant = BACKBONES.get(candidate.backbone).variant(candidate.width)
+        weights = ctx.weights.for_backbone(variant) if ctx.weights is not None else None
+        if weights is None:
+            raise HwsearchError(f"candidate {candidate.describe()} asks for a warm start, but this search has no "
+                                f"pretrained weights for {variant or candidate.backbone} at width {candidate.width:g}",
+                                "pass --pretrained PATH with that variant's weights, or drop warm_start")
+    return build_model(candidate.backbone, candidate.width, ctx.num_classes, pretrained=candidate.pretrained,
+                       weights=weights)
+
+
+def _restore(checkpoint: Checkpoint, candidate: Candidate, ctx: TrialContext) -> tuple[Any, dict[str, Any]]:
+    """The model and loss state saved in ``checkpoint`` (sha256 checked, ``weights_only=True``)."""
+    import torch
+
+    from evaluators.errors import HwsearchError
+    from evaluators.hashing import sha256_file
+    from evaluators.models import build_model
+
+    path = Path(checkpoint.path)
+    if not path.is_file() or sha256_file(path) != checkpoint.sha256:
+        raise HwsearchError(f"rung checkpoint {path} is missing or does not match its recorded sha256",
+                            "the trial cannot continue from it; its earlier figures are kept")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.pruned:
+        model = compressed_architecture(candidate, ctx.num_classes, ctx.seed)
+    else:
+        model = build_model(candidate.backbone, candidate.width, ctx.num_classes)
+    model.load_state_dict(state["model"], strict=True)
+    return model.train(), dict(state.get("loss") or {})
+
+
+def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung: int, epochs: int,
+                     pruned: bool) -> Checkpoint:
+    import os
+    import tempfile
+
+    import torch
+
+    from evaluators.hashing import sha256_file
+
+    state = {"format": CHECKPOINT_FORMAT, "rung": rung, "epochs": epochs, "pruned": pruned,
+             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss": loss_state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        torch.save(state, handle)
+    os.replace(tmp, path)
+    return Checkpoint(str(path), sha256_file(path), rung, epochs, pruned)
+
+
+def _train_rung(
+    candidate: Candidate, ctx: TrialContext, trial_dir: Path, job: RungJob, clock: StageClock, windows: Windows,
+) -> tuple[Any, Checkpoint, bool]:
+    """Train the rung; returns the model to ship, its checkpoint and whether KD was used."""
     import torch
 
     from evaluators.data import iterate_batches
-    from evaluators.models import build_model, features_and_logits, prepare_for_export
+    from evaluators.models import features_and_logits, prepare_for_export
     from evaluators.pruning import prune_uniform
     from evaluators.training import finetune_mix, train
 
+    if job.start is not None:
+        model, loss_state = _restore(job.start, candidate, ctx)
+        done, pruned = job.start.epochs, job.start.pruned
+    else:
+        torch.manual_seed(ctx.seed)
+        model, loss_state, done, pruned = _fresh_model(candidate, ctx), {}, 0, False
     teacher, teacher_res = None, None
-    if candidate.loss.kd > 0:
+    if candidate.loss.kd > 0 and job.kd:
         if ctx.teacher is None:
             raise ValueError("the candidate asks for knowledge distillation but no teacher is configured")
         with clock("teacher"):
@@ -201,70 +389,94 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
 
     def batches(epoch: int):  # type: ignore[no-untyped-def]
         return iterate_batches(train_split, candidate.resolution, candidate.batch_size, shuffle=True,
-                               augment=True, seed=ctx.seed * 1000 + epoch)
+                               augment=True, seed=ctx.seed * 1000 + done + epoch)
 
     steps = -(-len(train_split.labels) // candidate.batch_size)
+    mix = finetune_mix(candidate.loss) if pruned else candidate.loss
+    if teacher is None:
+        mix = dataclasses.replace(mix, kd=0.0)
+    step_context = ctx.step_context(windows)
+    lr = candidate.lr if done == 0 else candidate.lr * CONTINUE_LR_FACTOR
     with clock("train"):
-        torch.manual_seed(ctx.seed)
-        model = build_model(candidate.backbone, candidate.width, ctx.num_classes,
-                            pretrained=candidate.pretrained)
-        result = train(model, batches, loss_mix=candidate.loss, epochs=candidate.epochs, lr=candidate.lr,
-                       device=ctx.device, teacher=teacher, teacher_resolution=teacher_res, ema=candidate.ema,
-                       steps_per_epoch=steps, features_and_logits=features_and_logits, seed=ctx.seed)
-        model = result.model
-    if candidate.prune_ratio > 0:
+        result = train(model, batches, loss_mix=mix, epochs=job.epochs - done, lr=lr, device=ctx.device,
+                       teacher=teacher, teacher_resolution=teacher_res, ema=candidate.ema,
+                       steps_per_epoch=steps, features_and_logits=features_and_logits, seed=ctx.seed + done,
+                       step_context=step_context, initial_loss_state=loss_state)
+        model, loss_state = result.model, result.loss_state
+    if candidate.prune_ratio > 0 and not pruned:
         with clock("prune_finetune"):
             model = prepare_for_export(model.cpu())
-            example = torch.zeros(input_shape(candidate))
-            model = prune_uniform(model, candidate.prune_ratio, example)
+            model = prune_uniform(model, candidate.prune_ratio, torch.zeros(input_shape(candidate)))
+            pruned, loss_state = True, {}
             if candidate.finetune_epochs > 0:
-                model = train(model, batches, loss_mix=finetune_mix(candidate.loss),
-                              epochs=candidate.finetune_epochs, lr=candidate.lr / 3, device=ctx.device,
-                              teacher=teacher, teacher_resolution=teacher_res, steps_per_epoch=steps,
-                              seed=ctx.seed).model
-    return model.cpu().eval()
+                model = train(model, batches, loss_mix=finetune_mix(mix), epochs=candidate.finetune_epochs,
+                              lr=candidate.lr / 3, device=ctx.device, teacher=teacher, teacher_resolution=teacher_res,
+                              steps_per_epoch=steps, seed=ctx.seed, step_context=step_context).model
+    model = model.cpu().eval()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = _save_checkpoint(trial_dir / f"rung_{job.rung}.pt", model, loss_state, rung=job.rung,
+                                  epochs=job.epochs, pruned=pruned)
+    return model, checkpoint, teacher is not None
 
 
-def run_trial(
-    candidate: Candidate, ctx: TrialContext, trial_dir: Path, *,
-    on_stage: Callable[[str], None] | None = None,
-) -> TrialOutcome:
-    """Run one trial; writes ``trial_dir/model.onnx`` for feasible candidates.
+def run_rung(
+    candidate: Candidate, ctx: TrialContext, trial_dir: Path, job: RungJob, *,
+    on_stage: Callable[[str], None] | None = None, screened: ScreenResult | None = None,
+) -> RungOutcome:
+    """Run one rung job (screening first when ``job.screen``); writes ``trial_dir/model.onnx``.
 
-    Invariant: ``outcome.metrics`` is None exactly when the candidate failed screening; otherwise
-    its accuracy figures come from running ``trial_dir/model.onnx`` on the validation split.
+    Raises:
+        TrialCancelled: ``ctx.cancel`` was set while training.
     """
     from evaluators.complexity import count_macs, count_params
     from evaluators.evaluate import evaluate_artifact
     from evaluators.hashing import sha256_file
-    from spaces.scores import esfair_score
+    from evaluators.metrics import figure_intervals
 
     clock = StageClock(on_stage)
-    screen_dir = trial_dir / "screen"
-    with clock("screen"):
-        screened = screen(candidate, ctx, screen_dir)
-    shutil.rmtree(screen_dir, ignore_errors=True)
-    if not screened.feasible:
-        return TrialOutcome(screened, None, dict(clock.seconds))
-    model = train_candidate(candidate, ctx, clock)
+    if job.screen:
+        screen_dir = trial_dir / "screen"
+        with clock("screen"):
+            screened = screen(candidate, ctx, screen_dir)
+        shutil.rmtree(screen_dir, ignore_errors=True)
+        if not screened.feasible:
+            return RungOutcome(job, screened, None, stage_seconds=dict(clock.seconds))
+    windows = Windows()
+    model, checkpoint, kd_applied = _train_rung(candidate, ctx, trial_dir, job, clock, windows)
     with clock("export_quantize"):
         calibration = calibration_batches(ctx.dataset, candidate.resolution, ctx.calibration_images, ctx.seed)
         artifact = write_artifact(model, candidate, trial_dir, calibration)
         params, macs = count_params(model), count_macs(model, candidate.resolution)
     with clock("evaluate"):
-        figures = evaluate_artifact(artifact, ctx.dataset, "val", candidate.resolution,
-                                    minority_group=ctx.minority_group, threads=ctx.eval_threads)
+        evaluation = evaluate_artifact(artifact, ctx.dataset, "val", candidate.resolution,
+                                       minority_group=ctx.minority_group, threads=ctx.eval_threads,
+                                       batch=ctx.eval_batch)
     with clock("latency"):
-        fingerprint, latency = measure_latency(artifact, candidate, ctx)
-    budget = ctx.task.latency_budget_ms or 1.0
+        fingerprint, latency = measure_latency(artifact, candidate, ctx, fresh_round=job.final)
+    figures = evaluation.figures
     metrics = Metrics(
         accuracy=figures.accuracy, per_group_accuracy=figures.per_group_accuracy,
-        group_counts=figures.group_counts, fairness=figures.fairness,
-        esfair_score=esfair_score(figures.accuracy, figures.fairness.spd, latency.median_ms, budget,
-                                  ctx.task.latency_score_weight),
+        group_counts=figures.group_counts, fairness=figures.fairness, scores={},
         confusion_matrix=figures.confusion_matrix, class_names=list(ctx.dataset.class_names),
         latency=latency, size_bytes=artifact.stat().st_size, params=params, macs=macs,
         artifact_path=str(artifact), artifact_sha256=sha256_file(artifact), fingerprint=fingerprint,
         split="val", stage_seconds=dict(clock.seconds),
+        intervals=figure_intervals(evaluation, ctx.dataset, seed=ctx.seed),
+        eval_batch=evaluation.batch, epochs=job.epochs,
     )
-    return TrialOutcome(screened, metrics, dict(clock.seconds), fingerprint == screened.fingerprint)
+    metrics.scores = ctx.task.score_values(metrics.to_dict())
+    matched = None if screened is None else fingerprint == screened.fingerprint
+    return RungOutcome(job, screened, metrics, checkpoint, dict(clock.seconds), windows.spans, kd_applied, matched)
+
+
+def run_trial(
+    candidate: Candidate, ctx: TrialContext, trial_dir: Path, *,
+    on_stage: Callable[[str], None] | None = None,
+) -> RungOutcome:
+    """A whole trial at one fidelity: screen, then one rung of ``candidate.epochs`` epochs.
+
+    Invariant: ``outcome.metrics`` is None exactly when the candidate failed screening; otherwise
+    its accuracy figures come from running ``trial_dir/model.onnx`` on the validation split.
+    """
+    job = RungJob(rung=0, epochs=candidate.epochs, final=True, kd=True, screen=True)
+    return run_rung(candidate, ctx, trial_dir, job, on_stage=on_stage)

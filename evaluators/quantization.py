@@ -37,10 +37,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from spaces.registries import Registry
+
 SchemeFn = Callable[[Path, Path, "Iterable[np.ndarray] | None", Path], None]
 """``(src, dst, calibration, workdir)``: write the quantized ``src`` to ``dst``."""
 
-_SCHEMES: dict[str, SchemeFn] = {}
+SCHEMES: Registry[SchemeFn] = Registry("quantization scheme")
 _WARNINGS_LOCK = threading.Lock()
 
 
@@ -50,19 +52,12 @@ def register_scheme(name: str) -> Callable[[SchemeFn], SchemeFn]:
     Raises:
         ValueError: If ``name`` is already registered.
     """
-
-    def decorate(fn: SchemeFn) -> SchemeFn:
-        if name in _SCHEMES:
-            raise ValueError(f"quantization scheme {name!r} is already registered")
-        _SCHEMES[name] = fn
-        return fn
-
-    return decorate
+    return SCHEMES.register(name)
 
 
 def list_schemes() -> list[str]:
     """Registered scheme names, sorted."""
-    return sorted(_SCHEMES)
+    return SCHEMES.names()
 
 
 def quantize(
@@ -82,14 +77,13 @@ def quantize(
         ``dst``.
 
     Raises:
-        ValueError: Unknown scheme (the message lists the known ones), ``src`` has NaN or
+        UnknownNameError: Unknown scheme (the message lists the known ones; also a ValueError).
+        ValueError: ``src`` has NaN or
             infinite weights (diverged training; int8 quantizers would fail with a bare
             assertion), or ``int8_static`` has no, empty or mis-shaped calibration batches.
         FileNotFoundError: ``src`` does not exist.
     """
-    fn = _SCHEMES.get(scheme)
-    if fn is None:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; known: {', '.join(list_schemes())}")
+    fn = SCHEMES.get(scheme)
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise FileNotFoundError(f"ONNX model {src} does not exist")

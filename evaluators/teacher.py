@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from evaluators.hashing import sha256_file
-from evaluators.training import Batch, BatchSource, FeaturesAndLogits, resize_to, train
+from evaluators.training import Batch, BatchSource, FeaturesAndLogits, StepContext, resize_to, train
 from spaces.candidate import LossMix
 
 CACHE_FORMAT = 1
@@ -116,6 +116,7 @@ def get_or_train_teacher(
     width: float | None = None,
     features_and_logits: FeaturesAndLogits | None = None,
     steps_per_epoch: int | None = None,
+    step_context: StepContext | None = None,
 ) -> nn.Module:
     """The cached teacher for this description, training and caching it first when needed.
 
@@ -141,6 +142,8 @@ def get_or_train_teacher(
         features_and_logits: Passed to :func:`evaluators.training.train`.
         steps_per_epoch: Passed to :func:`evaluators.training.train`; needed when
             ``train_batches(epoch)`` has no ``len``.
+        step_context: Passed to :func:`evaluators.training.train` (the host's compute lock, a
+            progress tick).
 
     Returns:
         The teacher in eval mode on ``device``, with ``requires_grad`` off.
@@ -161,7 +164,7 @@ def get_or_train_teacher(
                 result = train(
                     model, _resized(train_batches, resolution), loss_mix=TEACHER_LOSS_MIX,
                     epochs=epochs, lr=lr, device=device, steps_per_epoch=steps_per_epoch,
-                    features_and_logits=features_and_logits, seed=seed,
+                    features_and_logits=features_and_logits, seed=seed, step_context=step_context,
                 )
             model = result.model
             _save(model, description, weights_path, json_path, result.history, result.seconds)

@@ -25,10 +25,12 @@ Recipe (fixed, so that candidates differ only in what the space searches):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import ContextManager
+from dataclasses import dataclass, field
 from itertools import chain
 
 import torch
@@ -51,6 +53,9 @@ FeaturesAndLogits = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torc
 Progress = Callable[[int, dict[str, float]], None]
 """Called after each epoch with the epoch index and its mean loss parts."""
 
+StepContext = Callable[[], ContextManager[None]]
+"""``step_context()`` wraps one optimizer step (see :func:`train`)."""
+
 WEIGHT_DECAY = 0.05
 WARMUP_FRACTION = 0.05
 GRAD_CLIP_NORM = 1.0
@@ -71,6 +76,8 @@ class TrainResult:
         ema: Whether ``model`` is the EMA copy.
         loss_mix: The loss mix actually trained with.
         classifier_from_arcface: Whether the classifier was replaced by the ArcFace head.
+        loss_state: CPU copy of the loss module's state (ArcFace class centres), so a later run
+            can continue from it.
     """
 
     model: nn.Module
@@ -80,6 +87,7 @@ class TrainResult:
     ema: bool
     loss_mix: LossMix
     classifier_from_arcface: bool = False
+    loss_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def resize_to(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
@@ -135,6 +143,8 @@ def train(
     progress: Progress | None = None,
     features_and_logits: FeaturesAndLogits | None = None,
     seed: int | None = None,
+    step_context: StepContext | None = None,
+    initial_loss_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with ``loss_mix`` and return the model to ship.
 
@@ -157,6 +167,10 @@ def train(
             ``evaluators.models.features_and_logits``.
         seed: When given, ``torch.manual_seed(seed)`` before anything random (ArcFace centres,
             dropout), so runs on CPU repeat exactly.
+        step_context: ``step_context()`` is entered around every optimizer step (the host's
+            compute lock, a progress tick, a cancellation check that raises to stop training).
+        initial_loss_state: State of the loss module to continue from (ArcFace class centres of
+            an earlier rung), loaded when its shapes fit.
 
     Returns:
         A :class:`TrainResult`.
@@ -193,6 +207,8 @@ def train(
         raise ValueError("batches(0) yielded no batches")
     num_classes, embedding_dim = _probe_shapes(model, first[0].to(device), features_and_logits)
     loss_computer = LossComputer(loss_mix, num_classes, embedding_dim).to(device)
+    if initial_loss_state:
+        _load_fitting(loss_computer, initial_loss_state)
     optimizer = torch.optim.AdamW(_param_groups(model, loss_computer), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -203,36 +219,38 @@ def train(
 
     history: list[dict[str, float]] = []
     step = 0
+    guard = step_context or contextlib.nullcontext
     for epoch in range(epochs):
         source: Iterator[Batch] = chain([first], epoch_iter) if epoch == 0 else iter(batches(epoch))
         model.train()
         sums: dict[str, float] = {}
         count = 0
         for x, y, _groups in source:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            teacher_logits = _teacher_logits(teacher, x, teacher_resolution, use_amp)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                embedding, logits = features_and_logits(model, x)
-            total, parts = loss_computer(embedding, logits, y, teacher_logits)
-            if not math.isfinite(parts["total"]):
-                raise FloatingPointError(
-                    f"training loss became {parts['total']} at epoch {epoch}, step {step} "
-                    f"({loss_mix.describe()}, lr={lr:g}): lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(clip_params, GRAD_CLIP_NORM)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            if averager is not None:
-                averager.update(model, step=step)
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + value
-            count += 1
+            with guard():
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                teacher_logits = _teacher_logits(teacher, x, teacher_resolution, use_amp)
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                    embedding, logits = features_and_logits(model, x)
+                total, parts = loss_computer(embedding, logits, y, teacher_logits)
+                if not math.isfinite(parts["total"]):
+                    raise FloatingPointError(
+                        f"training loss became {parts['total']} at epoch {epoch}, step {step} "
+                        f"({loss_mix.describe()}, lr={lr:g}): lower the learning rate"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(total).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(clip_params, GRAD_CLIP_NORM)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                if averager is not None:
+                    averager.update(model, step=step)
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                count += 1
         if count == 0:
             raise ValueError(f"batches({epoch}) yielded no batches")
         means = {name: value / count for name, value in sums.items()}
@@ -252,6 +270,7 @@ def train(
     return TrainResult(
         model=shipped, history=history, steps=step, seconds=time.perf_counter() - started,
         ema=averager is not None, loss_mix=loss_mix, classifier_from_arcface=from_arcface,
+        loss_state={k: v.detach().cpu().clone() for k, v in loss_computer.state_dict().items()},
     )
 
 
@@ -305,6 +324,13 @@ def _teacher_logits(
         return None
     with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
         return teacher(resize_to(x, resolution)).float()
+
+
+@torch.no_grad()
+def _load_fitting(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy the tensors of ``state`` whose name and shape match ``module``'s."""
+    own = module.state_dict()
+    module.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
 
 
 @torch.no_grad()

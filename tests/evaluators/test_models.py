@@ -35,8 +35,14 @@ def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def test_registry_holds_exactly_the_space_backbones() -> None:
-    assert list_backbones() == sorted(BACKBONES)
+def test_registry_holds_every_backbone_the_spaces_name() -> None:
+    from spaces import get_space, list_spaces
+
+    named = set(BACKBONES)
+    for name in list_spaces():
+        module = __import__(get_space(name).fn.__module__, fromlist=["BACKBONES"])
+        named |= set(module.BACKBONES)
+    assert set(list_backbones()) == named
 
 
 def test_unknown_backbone_fails_listing_the_known_ones() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ def tiny_dataset(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):  # 
 
 
 def make_ctx(dataset, tmp_path: Path, budget_ms: float) -> TrialContext:  # type: ignore[no-untyped-def]
-    task = dataclasses.replace(get_space("esfair").task, latency_budget_ms=budget_ms)
+    task = get_space("esfair").task.with_settings(latency_budget_ms=budget_ms)
     return TrialContext(
         dataset=dataset, task=task, latency_backend=make_latency_backend("local"),
         latency_settings=LatencySettings(warmup=1, min_repeats=5, min_time_s=0.05),
@@ -42,7 +41,8 @@ def test_over_budget_candidate_is_screened_out_untrained(tiny_dataset, tmp_path:
     outcome = run_trial(CANDIDATE, make_ctx(tiny_dataset, tmp_path, budget_ms=1e-6), tmp_path / "trial")
     assert outcome.metrics is None and not outcome.screen.feasible
     assert set(outcome.stage_seconds) == {"screen"}
-    assert "latency" in outcome.screen.reason(1e-6, None)
+    assert outcome.screen.violations["latency_over_budget_ms"] > 0
+    assert outcome.screen.macs > 0 and outcome.screen.params > 0
     assert not (tmp_path / "trial" / "model.onnx").exists()
 
 
@@ -55,12 +55,51 @@ def test_feasible_trial_reports_the_artifacts_own_figures(tiny_dataset, tmp_path
     assert stages[0] == "screen" and stages.index("train") < stages.index("export_quantize") < stages.index("evaluate")
     artifact = Path(metrics.artifact_path)
     assert artifact == tmp_path / "trial" / "model.onnx" and artifact.stat().st_size == metrics.size_bytes
-    again = evaluate_artifact(artifact, tiny_dataset, "val", 32, minority_group=None)
+    again = evaluate_artifact(artifact, tiny_dataset, "val", 32, minority_group=None).figures
     assert again.accuracy == metrics.accuracy and again.per_group_accuracy == metrics.per_group_accuracy
-    assert outcome.screen_fingerprint_matched and metrics.latency.cached
+    assert metrics.eval_batch == 1 and set(metrics.scores) == {"esfair"}
+    low, high = metrics.intervals["accuracy"]
+    assert low <= metrics.accuracy <= high and "fairness.spd" in metrics.intervals
+    assert outcome.screen_fingerprint_matched
+    assert metrics.latency.rounds == outcome.screen.latency.rounds + 1, "the screening figure gains a fresh round"
     assert metrics.fingerprint == outcome.screen.fingerprint
     assert metrics.params > 0 and metrics.macs > 0 and len(metrics.artifact_sha256) == 64
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(artifact)).graph.node}
     assert "QuantizeLinear" in ops, "int8_static must ship a quantized graph"
+
+
+def test_a_promoted_rung_continues_from_its_checkpoint(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from evaluators.hashing import sha256_file
+    from evaluators.pipeline import RungJob, run_rung
+
+    ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
+    first = run_rung(CANDIDATE, ctx, tmp_path / "trial", RungJob(rung=0, epochs=1, final=False, screen=True))
+    checkpoint = first.checkpoint
+    assert checkpoint is not None and checkpoint.pruned and checkpoint.epochs == 1
+    assert sha256_file(Path(checkpoint.path)) == checkpoint.sha256
+    state = torch.load(checkpoint.path, weights_only=True)
+    assert state["rung"] == 0 and state["pruned"]
+    second = run_rung(CANDIDATE, ctx, tmp_path / "trial", RungJob(rung=1, epochs=2, final=True, start=checkpoint))
+    assert second.screen is None and second.metrics is not None and second.metrics.epochs == 2
+    assert "prune_finetune" not in second.stage_seconds, "a pruned checkpoint is trained on, not pruned again"
+    assert second.checkpoint is not None and second.checkpoint.rung == 1
+    assert second.metrics.latency.rounds > first.metrics.latency.rounds, "the top rung adds a fresh round"
+    assert second.train_windows and all(start <= end for start, end in second.train_windows)
+
+
+def test_a_tampered_checkpoint_is_refused(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from evaluators.errors import HwsearchError
+    from evaluators.pipeline import RungJob, run_rung
+
+    ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
+    candidate = dataclasses.replace(CANDIDATE, prune_ratio=0.0)
+    first = run_rung(candidate, ctx, tmp_path / "t", RungJob(rung=0, epochs=1, final=False, screen=True))
+    Path(first.checkpoint.path).write_bytes(b"not a checkpoint")
+    with pytest.raises(HwsearchError, match="does not match its recorded sha256"):
+        run_rung(candidate, ctx, tmp_path / "t", RungJob(rung=1, epochs=2, final=True, start=first.checkpoint))
