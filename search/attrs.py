@@ -4,20 +4,29 @@ Optuna's RDB storage is the single source of truth. The dashboard, ``search.expo
 other reader use these names (and only these) to find what a trial measured.
 
 Study user attributes:
-    ``hwsearch.space``: space name. ``hwsearch.task``: objectives, directions and budgets.
+    ``hwsearch.space``: space name. ``hwsearch.task``: ``Task.record()`` (objectives with their
+    directions, best and worst values, constraints and floors, score names, budgets).
     ``hwsearch.device_tag``: target device tag (``local``, ``rpi4b``, ``fake``).
     ``hwsearch.latency_backend``: ``local`` | ``remote`` | ``fake``.
     ``hwsearch.data``: description of the data set. ``hwsearch.out_dir``: artifact root.
     ``hwsearch.test_metrics.<number>``: Metrics dict of Pareto trial ``<number>`` on the test split
     (finished trials are read-only in Optuna, so these live on the study).
+    ``hwsearch.rungs``: training epochs of each fidelity rung, fixed when the study is created.
+    ``hwsearch.eta``: the successive-halving factor. ``hwsearch.spent_s``: seconds of the study's
+    budget spent by its runs so far. ``hwsearch.plan``: the last run's plan, in words.
 
 Trial user attributes:
     ``candidate``: ``Candidate.to_params()``. ``candidate_text``: ``Candidate.describe()``.
+    ``rung.<r>``: what rung ``r`` gave: ``{rung, epochs, values, feasible, figures, checkpoint,
+    seconds, stage_seconds, kd, decision, train_windows, resumed_from, copied_from}``.
+    ``rung``: the highest rung finished. ``stopped``: why a PRUNED trial stopped (a promotion
+    decision, or the budget). ``continues``: number of the interrupted trial this one continues.
     ``screen``: screening record ``{fingerprint, latency, size_bytes, seconds}``.
     ``latency``: ``LatencyResult.to_dict()`` of the artifact.
     ``feasible``: bool. ``infeasible_reason``: why not (over the latency or size budget).
     ``trained``: bool (infeasible candidates are never trained).
-    ``metrics``: ``Metrics.to_dict()`` (trained trials only).
+    ``metrics``: ``Metrics.to_dict()`` of the highest rung (trained trials only); a COMPLETE
+    trial's objective values come from its top rung, a PRUNED one has none (Optuna's rule).
     ``stage_seconds``: wall-clock of each stage. ``artifact_path`` / ``artifact_sha256``.
     ``baseline``: recipe name for trials enqueued by ``--baselines``.
     ``constraint``: Optuna constraint values (<= 0 feasible), read by the samplers.
@@ -34,6 +43,10 @@ STUDY_LATENCY_BACKEND = "hwsearch.latency_backend"
 STUDY_DATA = "hwsearch.data"
 STUDY_OUT_DIR = "hwsearch.out_dir"
 STUDY_TEST_METRICS_PREFIX = "hwsearch.test_metrics."
+STUDY_RUNGS = "hwsearch.rungs"
+STUDY_ETA = "hwsearch.eta"
+STUDY_SPENT_S = "hwsearch.spent_s"
+STUDY_PLAN = "hwsearch.plan"
 
 CANDIDATE = "candidate"
 CANDIDATE_TEXT = "candidate_text"
@@ -50,6 +63,21 @@ BASELINE = "baseline"
 CONSTRAINT = "constraint"
 WORKER = "worker"
 FAIL_REASON = "fail_reason"
+RUNG = "rung"
+RUNG_PREFIX = "rung."
+STOPPED = "stopped"
+CONTINUES = "continues"
+
+
+def rung_key(rung: int) -> str:
+    """Trial attribute holding the record of rung ``rung``."""
+    return f"{RUNG_PREFIX}{rung}"
+
+
+def rung_records(user_attrs: dict) -> dict[int, dict]:
+    """The rung records of a trial's user attributes, by rung."""
+    return {int(k[len(RUNG_PREFIX):]): v for k, v in user_attrs.items()
+            if k.startswith(RUNG_PREFIX) and k[len(RUNG_PREFIX):].isdigit()}
 
 
 def test_metrics_key(trial_number: int) -> str:

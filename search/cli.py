@@ -1,4 +1,9 @@
-"""Command-line interface of ``python -m search.launch``."""
+"""Command-line interface of ``python -m search.launch``.
+
+Choices come from the registries (spaces, latency backends, samplers), so a plugin that registers
+a space or a backend (``HWSEARCH_PLUGINS``) appears here. Values are only parsed here; they are
+validated once, with one-line errors, by :class:`search.config.SearchConfig`.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,53 @@ from pathlib import Path
 
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
-DEFAULT_TRIALS = 12
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The launcher's argument parser (every option explained in ``--help``)."""
+    from evaluators.latency import LATENCY_BACKENDS
+    from spaces.registry import list_spaces
+
+    backends = "; ".join(f"{name} = {LATENCY_BACKENDS.get(name).help}" for name in LATENCY_BACKENDS.names())
     p = argparse.ArgumentParser(
         prog="python -m search.launch",
         description="Hardware-aware search for image classifiers that are Pareto-optimal in accuracy, "
         "group fairness and latency on the target device. Re-running the same command resumes the study.",
     )
-    p.add_argument("--space", default="esfair", help="search space name (default: esfair)")
+    p.add_argument("--space", default="esfair", help=f"search space: {', '.join(list_spaces())} (default: esfair)")
     p.add_argument("--study", help="study name (default: the space name); an existing study is resumed")
     p.add_argument("--storage", help="Optuna storage URL; also env HWSEARCH_STORAGE "
                    "(default: sqlite:///<out>/hwsearch.db)")
-    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
-                   help=f"total COMPLETE trials the study should reach, counting earlier runs; failed "
-                   f"trials do not count and are run again (default: {DEFAULT_TRIALS})")
-    p.add_argument("--timeout", type=float, help="stop starting new trials after SEC seconds")
-    p.add_argument("--data", help="grouped image folder ROOT/[train|val|test/]<group>/<class>/*, a CSV manifest "
-                   "path,label,group[,split], or embedded:esfair (default: the space's embedded data set)")
-    p.add_argument("--latency", choices=["local", "fake", "remote"], default="local",
-                   help="latency backend: local = onnxruntime on this CPU; remote = the fleet of device agents; "
-                   "fake = computed figures for tests, labelled FAKE (default: local)")
+    p.add_argument("--timeout", type=float, metavar="SEC",
+                   help="wall-clock budget of the study's search in seconds, counting earlier runs of the same "
+                   "study (default: the space's, 600 s for esfair); the plan of how many candidates to train at "
+                   "which fidelity follows from it")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="cap on the candidates the study evaluates, counting earlier runs; failed trials do not "
+                   "count and are run again (default: no cap, the time budget decides)")
+    p.add_argument("--rungs", metavar="E1,E2,...",
+                   help="training epochs at each fidelity rung, e.g. 1,3,9 (default: planned from the budget, "
+                   "at most 9 epochs; --override epochs=N trains every candidate N epochs in one rung)")
+    p.add_argument("--eta", type=int, default=3,
+                   help="successive-halving factor: the top 1/eta of a rung continues to the next (default 3)")
+    p.add_argument("--data", help="image folder ROOT/[train|val|test/][<group>/]<class>/*, a CSV manifest "
+                   "path,label[,group][,split], or embedded:<name> (default: the space's embedded data set)")
+    p.add_argument("--latency", choices=LATENCY_BACKENDS.names(), default="local",
+                   help=f"latency backend: {backends} (default: local)")
     p.add_argument("--latency-budget", type=float, metavar="MS",
                    help="median latency budget in ms; slower candidates are infeasible and never trained "
                    "(default: the space's budget)")
     p.add_argument("--latency-threads", type=int, default=1, help="onnxruntime threads when measuring (default 1)")
+    p.add_argument("--min-accuracy", type=float, metavar="ACC",
+                   help="accuracy floor on the validation split; a model below it is infeasible whatever its "
+                   "other figures (default: chance + 10 points, chance being the majority class's share; 0 disables)")
+    p.add_argument("--floor", action="append", default=[], metavar="OBJECTIVE=VALUE",
+                   help="a floor on any objective (at least VALUE for a maximised one, at most for a minimised one)")
+    p.add_argument("--eval-batch", type=int, default=1, metavar="N",
+                   help="deployment batch size the artifacts are evaluated at (default 1, as on a device)")
+    p.add_argument("--pretrained", metavar="PATH|imagenet",
+                   help="warm-start weights: a file or folder of timm/PyTorch state dicts named after their timm "
+                   "variant (e.g. mobilenetv3_small_075.pth), or 'imagenet' for timm's hub download (online "
+                   "only); searched as an on/off dimension where weights exist (default: none, nothing downloads)")
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help=f"Optuna sampler (default: {DEFAULT_SAMPLER}, multivariate TPE with constraints)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data order and data split (default 0)")

@@ -1,30 +1,22 @@
-"""Building what trials share: data set, latency backend and cache, teacher, task."""
+"""Building what trials share: latency cache, KD teacher, warm-start weights, the trial context."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from evaluators.contracts import LatencySettings
-from spaces.registry import SpaceSpec
 from spaces.task import Task
 
 TEACHER_BACKBONE = "mobilenetv3_large"
 TEACHER_RESOLUTION = 128
-"""Teacher input size, or the data's image size when that is smaller (no upscaled training)."""
-TEACHER_EPOCHS = 3
-
-
-def effective_task(space: SpaceSpec, latency_budget_ms: float | None, minority_group: str | None) -> Task:
-    """The space's task with the user's budget and minority group applied."""
-    task = space.task
-    return dataclasses.replace(
-        task,
-        latency_budget_ms=latency_budget_ms if latency_budget_ms is not None else task.latency_budget_ms,
-        minority_group=minority_group or task.minority_group,
-    )
+"""Teacher input size, or the data's smallest image side when that is smaller (no upscaled training)."""
+TEACHER_MAX_EPOCHS = 5
+TEACHER_SHARE = 0.10
+"""Most of the budget the teacher may cost; a teacher that does not fit in one epoch means no KD."""
 
 
 def resolve_train_device(choice: str) -> str:
@@ -36,56 +28,95 @@ def resolve_train_device(choice: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def teacher_resolution(dataset: Any) -> int:
+    """Teacher input size: :data:`TEACHER_RESOLUTION`, capped by the data's smallest image side."""
+    side = dataset.min_side or TEACHER_RESOLUTION
+    return min(TEACHER_RESOLUTION, max(32, (side // 8) * 8))
+
+
+def teacher_macs(dataset: Any) -> int:
+    """MACs per image of the teacher at its resolution."""
+    from evaluators.complexity import count_macs
+    from evaluators.models import build_model
+
+    return count_macs(build_model(TEACHER_BACKBONE, 1.0, dataset.num_classes), teacher_resolution(dataset))
+
+
+def teacher_epochs_for(budget_s: float, epoch_s: float) -> int:
+    """Teacher epochs that fit :data:`TEACHER_SHARE` of ``budget_s`` (0: none does, KD is off)."""
+    if epoch_s <= 0:
+        return TEACHER_MAX_EPOCHS
+    return int(min(TEACHER_MAX_EPOCHS, (TEACHER_SHARE * budget_s) // epoch_s))
+
+
 class StudyTeacher:
-    """The study's KD teacher, trained once on first use and cached under ``cache_dir``.
+    """The study's KD teacher, trained on first use and cached under ``cache_dir``.
 
     Thread- and process-safe through the teacher module's file lock; the teacher sees the training
-    split only.
+    split only. Its training holds the host's compute lock per step like any trial, and shows a
+    progress bar (it costs real budget).
     """
 
-    def __init__(self, cache_dir: Path, dataset: Any, device: str, seed: int) -> None:
+    def __init__(self, cache_dir: Path, dataset: Any, device: str, seed: int, epochs: int) -> None:
         self.cache_dir = cache_dir
         self.dataset = dataset
         self.device = device
         self.seed = seed
+        self.epochs = epochs
         self._model: Any = None
-
-    def resolution(self) -> int:
-        """Teacher input size: :data:`TEACHER_RESOLUTION`, capped by the training images' size."""
-        first = self.dataset.splits["train"].images[0]
-        return min(TEACHER_RESOLUTION, max(32, (min(first.size) // 8) * 8))
+        self._lock = threading.Lock()
 
     def __call__(self, candidate: Any) -> tuple[Any, int]:
-        resolution = self.resolution()
-        if self._model is None:
-            from evaluators.data import iterate_batches
-            from evaluators.models import build_model
-            from evaluators.teacher import get_or_train_teacher
+        resolution = teacher_resolution(self.dataset)
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_or_train(resolution)
+        return self._model, resolution
 
-            split = self.dataset.splits["train"]
-            self._model = get_or_train_teacher(
+    def _load_or_train(self, resolution: int) -> Any:
+        from tqdm.auto import tqdm
+
+        from evaluators.compute_lock import HOST_LOCK
+        from evaluators.data import iterate_batches
+        from evaluators.models import build_model
+        from evaluators.teacher import get_or_train_teacher
+
+        split = self.dataset.splits["train"]
+        steps = -(-len(split.labels) // 32)
+        bar = tqdm(total=self.epochs * steps, desc="KD teacher", unit="step", leave=False, position=1,
+                   disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+        def step() -> Any:
+            bar.update(1)
+            return HOST_LOCK.training_step()
+
+        try:
+            return get_or_train_teacher(
                 self.cache_dir, num_classes=len(self.dataset.class_names),
-                train_batches=lambda epoch: iterate_batches(split, resolution, 32, shuffle=True,
-                                                            augment=True, seed=self.seed * 7919 + epoch),
-                epochs=TEACHER_EPOCHS, resolution=resolution,
+                train_batches=lambda epoch: iterate_batches(split, resolution, 32, shuffle=True, augment=True,
+                                                            seed=self.seed * 7919 + epoch),
+                epochs=self.epochs, resolution=resolution,
                 backbone_builder=lambda n: build_model(TEACHER_BACKBONE, 1.0, n),
                 device=self.device, seed=self.seed, data_fingerprint=self.dataset.fingerprint(),
-                backbone=TEACHER_BACKBONE, width=1.0, steps_per_epoch=-(-len(split.labels) // 32),
+                backbone=TEACHER_BACKBONE, width=1.0, steps_per_epoch=steps, step_context=step,
             )
-        return self._model, resolution
+        finally:
+            bar.close()
 
 
 def build_context(
-    *, dataset: Any, task: Task, backend: Any, settings: LatencySettings, engine: Any,
-    study_dir: Path, device: str, seed: int,
+    *, dataset: Any, task: Task, backend: Any, settings: LatencySettings, engine: Any, study_dir: Path,
+    device: str, seed: int, eval_batch: int = 1, pretrained: str | None = None, teacher_epochs: int = 3,
 ) -> Any:
-    """The TrialContext of a search."""
+    """The TrialContext of a search (KD is off when ``teacher_epochs`` is 0)."""
     from evaluators.latency.cache import LatencyCache
     from evaluators.pipeline import TrialContext
+    from evaluators.warm_start import WeightsSource
 
+    teacher = StudyTeacher(study_dir / "teacher", dataset, device, seed, teacher_epochs) if teacher_epochs > 0 else None
     return TrialContext(
         dataset=dataset, task=task, latency_backend=backend, latency_settings=settings,
-        latency_cache=LatencyCache(engine), device=device, seed=seed,
-        teacher=StudyTeacher(study_dir / "teacher", dataset, device, seed),
+        latency_cache=LatencyCache(engine), device=device, seed=seed, teacher=teacher,
         minority_group=task.minority_group, eval_threads=max(1, (os.cpu_count() or 1) // 2),
+        eval_batch=eval_batch, weights=WeightsSource.from_option(pretrained),
     )

@@ -1,4 +1,4 @@
-"""Held-out test figures of the Pareto set, evaluated once per artifact on the test split."""
+"""Held-out test figures of the front, evaluated once per artifact on the test split."""
 
 from __future__ import annotations
 
@@ -6,17 +6,23 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from search import attrs
-from spaces.scores import esfair_score
 from spaces.task import Task
 
 
-def evaluate_on_test(study: Any, trials: Sequence[Any], dataset: Any, task: Task) -> dict[int, dict[str, Any]]:
-    """Test-split metrics of each trial's artifact, stored on the study (``hwsearch.test_metrics.N``).
+def evaluate_on_test(study: Any, trials: Sequence[Any], dataset: Any, task: Task, *,
+                     eval_batch: int = 1) -> dict[int, dict[str, Any]]:
+    """Test-split figures of each trial's artifact, stored on the study (``hwsearch.test_metrics.N``).
 
-    Already-stored figures for the same artifact sha256 are reused, so a resumed study does not
-    evaluate twice. Artifacts that are missing on disk are skipped (their figures stay absent).
+    The artifact runs at the deployment batch size, like on the validation split; the record holds
+    accuracy, per-group and fairness figures with their bootstrap intervals and the task's scores
+    (the latency is the artifact's own). Already-stored figures for the same artifact sha256 are
+    reused, so a resumed study does not evaluate twice. Artifacts that are missing on disk are
+    skipped (their figures stay absent).
     """
+    import dataclasses
+
     from evaluators.evaluate import evaluate_artifact
+    from evaluators.metrics import figure_intervals
 
     out: dict[int, dict[str, Any]] = {}
     for trial in trials:
@@ -31,15 +37,17 @@ def evaluate_on_test(study: Any, trials: Sequence[Any], dataset: Any, task: Task
             continue
         metrics = trial.user_attrs[attrs.METRICS]
         resolution = int(trial.user_attrs[attrs.CANDIDATE]["resolution"])
-        figures = evaluate_artifact(path, dataset, "test", resolution, minority_group=task.minority_group)
-        latency = metrics["latency"]["median_ms"]
+        evaluation = evaluate_artifact(path, dataset, "test", resolution, minority_group=task.minority_group,
+                                       batch=eval_batch)
+        figures = evaluation.figures
         record = {
             "split": "test", "accuracy": figures.accuracy, "per_group_accuracy": figures.per_group_accuracy,
-            "group_counts": figures.group_counts, "fairness": figures.fairness.__dict__,
-            "esfair_score": esfair_score(figures.accuracy, figures.fairness.spd, latency,
-                                         task.latency_budget_ms or 1.0, task.latency_score_weight),
-            "confusion_matrix": figures.confusion_matrix, "artifact_sha256": sha,
+            "group_counts": figures.group_counts,
+            "fairness": dataclasses.asdict(figures.fairness) if figures.fairness else None,
+            "confusion_matrix": figures.confusion_matrix, "artifact_sha256": sha, "latency": metrics["latency"],
+            "intervals": figure_intervals(evaluation, dataset, seed=0), "eval_batch": evaluation.batch,
         }
+        record["scores"] = task.score_values(record)
         study.set_user_attr(key, record)
         out[trial.number] = record
     return out

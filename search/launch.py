@@ -1,151 +1,258 @@
 """``python -m search.launch --space esfair``: run (or resume) a hardware-aware search.
 
-Order of work: validate everything cheap first (space, storage, data, backend), so bad input fails
-in seconds with one line naming the problem and the fix, before anything is stored; then create or
-resume the study, recover trials a crash interrupted, optimise, and report the Pareto front with
-its held-out test figures.
+Order of work: validate everything cheap first (configuration, space, storage, data, backend), so
+bad input fails in seconds with one line naming the problem and the fix, before anything is
+stored; then create or resume the study, recover trials a crash interrupted (and continue the
+promoted ones from their checkpoints), plan the budget, run, and report the front with its
+held-out test figures.
+
+Exit codes: 0 done, 1 the failure guard stopped the search, 2 bad input, 130 / 143 stopped by
+SIGINT / SIGTERM (every trial this launcher had started is then FAIL with an "interrupted"
+reason, its rung checkpoints kept; re-run the same command to resume).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 import sys
-from pathlib import Path
+import warnings
 from typing import Any, Sequence
 
 from evaluators.errors import HwsearchError
 from evaluators.secret_args import glue_secret_values
 from search import attrs
 from search.cli import build_parser
+from search.config import MAX_EPOCHS, ConfigError, SearchConfig
+from search.stop import EXIT_BAD_INPUT, EXIT_FAILING, SearchStopped, StopSignal
 from spaces.candidate import CandidateError
-from spaces.registry import UnknownSpaceError
+from spaces.registries import UnknownNameError, load_plugins
+
+WARM_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.4, 1.5)
+"""Widths checked for pretrained variants (timm publishes weights at these multipliers)."""
 
 
-def _fail(message: str, code: int = 2) -> int:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
 
 
-def _latency_backend(args: Any, storage_url: str, cleanups: list[Any]) -> tuple[Any, str]:
+def _latency_backend(config: SearchConfig, cleanups: list[Any]) -> tuple[Any, str]:
     from evaluators.latency import make_latency_backend
 
-    if args.latency != "remote":
-        return make_latency_backend(args.latency), args.latency
+    if config.latency != "remote":
+        backend = make_latency_backend(config.latency)
+        return backend, backend.device_tag
     from search.fleet_link import remote_backend
 
-    backend = remote_backend(args, storage_url, cleanups)
+    backend = remote_backend(config, config.storage_url, cleanups)
     return backend, backend.device_tag
 
 
-def run(args: Any) -> int:
-    """Run the search described by parsed ``args``; returns the process exit code."""
+def effective_floors(config: SearchConfig, task: Any, dataset: Any) -> dict[str, float]:
+    """The floors of this run: ``--floor``s, and an accuracy floor clearly above chance.
+
+    The accuracy floor is ``--min-accuracy`` when given (0 disables it), else chance + 10 points,
+    chance being the accuracy of always predicting the most frequent training class, on the
+    validation split (at most halfway from chance to 1 for very imbalanced data).
+    """
+    floors = dict(config.floors)
+    if "accuracy" in task.objective_names and "accuracy" not in floors:
+        if config.min_accuracy is None:
+            chance = dataset.majority_share("val")
+            floors["accuracy"] = round(min(chance + 0.10, chance + (1.0 - chance) / 2.0), 4)
+        elif config.min_accuracy > 0:
+            floors["accuracy"] = config.min_accuracy
+    return floors
+
+
+def warm_start_context(config: SearchConfig, grouped: bool) -> Any:
+    """What the space may sample: warm starts where ``--pretrained`` has weights, groups or not."""
+    from evaluators.models import BACKBONES
+    from evaluators.warm_start import WeightsSource
+    from spaces.registry import SampleContext
+
+    weights = WeightsSource.from_option(config.pretrained)
+    if weights is None:
+        return SampleContext(grouped_data=grouped)
+    found = set()
+    variants = set()
+    for name in BACKBONES.names():
+        for width in WARM_WIDTHS:
+            variant = BACKBONES.get(name).variant(width)
+            if variant is None:
+                continue
+            variants.add(variant)
+            if weights.for_backbone(variant) is not None:
+                found.add((name, width))
+    unused = weights.unmatched_files(variants)
+    if unused:
+        print(f"pretrained: {len(unused)} file(s) match no backbone variant and are not used: {', '.join(unused)}")
+    if not found:
+        raise HwsearchError(f"--pretrained {config.pretrained}: no weights for any backbone of this search",
+                            "name files after their timm variant, e.g. mobilenetv3_small_075.pth")
+    print("pretrained: warm starts offered for " + ", ".join(f"{b} x{w:g}" for b, w in sorted(found)))
+    return SampleContext(warm_starts=frozenset(found), grouped_data=grouped)
+
+
+def known_rungs(config: SearchConfig, study: Any) -> tuple[int, ...] | None:
+    """The study's rung ladder if it has one, else the one asked for (``None``: the plan chooses).
+
+    Raises:
+        ConfigError: The study was created with other rungs than ``--rungs``/``--override epochs`` ask.
+    """
+    stored = study.user_attrs.get(attrs.STUDY_RUNGS)
+    wanted = (config.fixed_epochs,) if config.fixed_epochs else config.rungs
+    if stored is None:
+        return wanted
+    stored = tuple(int(e) for e in stored)
+    if wanted is not None and tuple(wanted) != stored:
+        raise ConfigError(f"study {config.study!r} trains in rungs {','.join(map(str, stored))}, not "
+                          f"{','.join(map(str, wanted))}", "pass another --study, or drop --rungs/--override epochs")
+    return stored
+
+
+def run(config: SearchConfig) -> int:
+    """Run the search described by ``config``; returns the process exit code."""
     import optuna
-    from optuna.trial import TrialState
 
     from evaluators.contracts import LatencySettings
     from evaluators.data import load_dataset
     from evaluators.db import make_engine
-    from search.context import effective_task
-    from search.executors.dispatch import SearchPlan, connect_backend, execute
+    from search.executors.dispatch import SearchRun, connect_backend, execute
     from search.final_eval import evaluate_on_test
-    from search.objective import parse_overrides
-    from search.pareto import pareto_trials
-    from search.progress import FailureGuard, ProgressCallback
-    from search.report import format_pareto_table, format_trial_summary, pareto_rows
+    from search.front import FrontSpec
+    from search.plan import CostModel, make_plan, probe_rate, typical_epoch_seconds
+    from search.progress import FailureGuard, SearchProgress
+    from search.report import format_front_table, front_rows, format_trial_summary
     from search.samplers import make_sampler
-    from search.storage import open_storage, resolve_storage_url
-    from search.study import create_or_resume_study, enqueue_baselines, finished_count, recover_interrupted_trials
+    from search.storage import open_storage
+    from search.study import (
+        create_or_resume_study,
+        enqueue_baselines,
+        enqueue_continuations,
+        finished_count,
+        recover_interrupted_trials,
+    )
     from spaces.registry import get_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if args.trials < 1 or args.jobs < 1:
-        return _fail("--trials and --jobs must be >= 1")
-    space = get_space(args.space)
-    overrides = parse_overrides(args.override)
-    task = effective_task(space, args.latency_budget, args.minority_group)
-    out_dir: Path = args.out.resolve()
-    study_name = args.study or space.name
-    url = resolve_storage_url(args.storage, args.out)
-    storage = open_storage(url)
-    engine = make_engine(url)
-    data_spec = args.data or task.default_data
-    dataset = load_dataset(data_spec, cache_root=out_dir / "data", seed=args.seed)
+    space = get_space(config.space)
+    storage = open_storage(config.storage_url)
+    engine = make_engine(config.storage_url)
+    data_spec = config.data or space.task.default_data
+    dataset = load_dataset(data_spec, cache_root=config.out_dir / "data", seed=config.seed)
     print(dataset.describe())
+    if space.task.needs_groups and not dataset.grouped:
+        needing = ", ".join(o.name for o in space.task.objectives if o.needs_groups)
+        raise ConfigError(f"space {space.name!r} optimises group fairness ({needing}) but {data_spec} has no groups",
+                          "give the data groups (ROOT/<group>/<class>/ or a CSV group column), or use a space "
+                          "without fairness objectives (e.g. --space lpirc)")
+    task = space.task.with_settings(latency_budget_ms=config.latency_budget_ms, minority_group=config.minority_group)
+    task = task.with_settings(floors=effective_floors(config, task, dataset))
+    context = warm_start_context(config, dataset.grouped)
     cleanups: list[Any] = []
     try:
-        backend, device_tag = _latency_backend(args, url, cleanups)
-        session = connect_backend(args, cleanups)
-        settings = LatencySettings(threads=args.latency_threads)
-        sampler = make_sampler(args.sampler, seed=args.seed)
-        from search.study import task_record
-
+        backend, device_tag = _latency_backend(config, cleanups)
+        session = connect_backend(config, cleanups)
+        settings = LatencySettings(threads=config.latency_threads, batch=1)
         study = create_or_resume_study(
-            name=study_name, storage=storage, space=space, sampler=sampler,
+            name=config.study, storage=storage, space=space, sampler=make_sampler(config.sampler, seed=config.seed),
             study_attrs={
-                attrs.STUDY_TASK: task_record(space, task.latency_budget_ms),
-                attrs.STUDY_DEVICE_TAG: device_tag, attrs.STUDY_LATENCY_BACKEND: args.latency,
-                attrs.STUDY_DATA: dataset.describe(), attrs.STUDY_OUT_DIR: str(out_dir),
+                attrs.STUDY_TASK: task.record(), attrs.STUDY_DEVICE_TAG: device_tag,
+                attrs.STUDY_LATENCY_BACKEND: config.latency, attrs.STUDY_DATA: dataset.describe(),
+                attrs.STUDY_OUT_DIR: str(config.out_dir),
             },
         )
         recovered = recover_interrupted_trials(study)
         if recovered:
-            print(f"resume: trials {recovered} were interrupted by a crash; marked failed, their budget is run again")
-        if args.baselines:
+            print(f"resume: trials {recovered} were interrupted by a crash or a stop; marked failed")
+        if config.baselines:
             queued = enqueue_baselines(study, space)
             if queued:
                 print(f"baselines enqueued: {', '.join(queued)}")
-        done = finished_count(study)
-        print(f"study {study_name!r} in {url}: {done} finished trial(s), target {args.trials}")
-        study_dir = out_dir / study_name
-        if args.latency == "fake":
+        spent = float(study.user_attrs.get(attrs.STUDY_SPENT_S, 0.0))
+        remaining = max(0.0, config.timeout_s - spent)
+        print(f"study {config.study!r} in {config.storage_url}: {finished_count(study)} candidate(s) evaluated, "
+              f"{spent:.0f} of {config.timeout_s:.0f} s spent" + (f", cap {config.trials}" if config.trials else ""))
+        if config.latency == "fake":
             print("latency: FAKE backend - figures are computed, not measured")
         else:
-            print(f"latency: {args.latency} backend, device tag {device_tag!r}, budget {task.latency_budget_ms} ms")
+            print(f"latency: {config.latency} backend, device tag {device_tag!r}, budget {task.latency_budget_ms} ms")
         guard = FailureGuard()
-        if done < args.trials:
-            progress = ProgressCallback(args.trials, done, disable=args.no_progress)
+        capped = config.trials is not None and finished_count(study) >= config.trials
+        if remaining > 0 and not capped:
+            rate, _ = probe_rate(dataset, 64)
+            cost = CostModel(rate=rate, images=len(dataset.splits["train"]))
+            epoch_s = typical_epoch_seconds(space, context, config.overrides, dataset.num_classes, cost, config.seed)
+            plan = make_plan(budget_s=config.timeout_s, spent_s=spent, epoch_s=epoch_s, overhead_s=cost.overhead_s,
+                             eta=config.eta, max_epochs=MAX_EPOCHS, cap=config.trials, rungs=known_rungs(config, study))
+            rungs = plan.rungs
+            if study.user_attrs.get(attrs.STUDY_RUNGS) is None:
+                study.set_user_attr(attrs.STUDY_RUNGS, list(rungs))
+                study.set_user_attr(attrs.STUDY_ETA, config.eta)
+            continued = enqueue_continuations(study, len(rungs) - 1)
+            if continued:
+                print(f"resume: trials {continued} continue from their last promoted rung checkpoint")
+            teacher_epochs = teacher_epochs_of(dataset, cost, config.timeout_s)
+            study.set_user_attr(attrs.STUDY_PLAN, plan.describe())
+            print(plan.describe())
+            run_ = SearchRun(config=config, study=study, storage=storage, space=space, task=task,
+                             spec=FrontSpec.from_task(task), dataset=dataset, data_spec=data_spec,
+                             latency_backend=backend, settings=settings, engine=engine, context=context,
+                             rungs=rungs, cost=cost, typical_epoch_s=epoch_s, teacher_epochs=teacher_epochs)
+            progress = SearchProgress(remaining, task, rungs, disable=config.no_progress)
             try:
-                plan = SearchPlan(study=study, storage=storage, url=url, space=space, task=task, overrides=overrides,
-                                  dataset=dataset, data_spec=data_spec, latency_backend=backend, settings=settings,
-                                  engine=engine, out_dir=out_dir, study_name=study_name)
-                execute(args, plan, session, [progress, guard])
+                execute(run_, session, [progress, guard], remaining_s=remaining, stop=StopSignal(),
+                        on_tick=progress.tick)
             finally:
                 progress.close()
         trials = study.get_trials(deepcopy=False)
         print(format_trial_summary(trials))
         for t in trials:
-            if t.state == TrialState.FAIL and t.user_attrs.get(attrs.FAIL_REASON):
-                print(f"  trial {t.number} failed: {t.user_attrs[attrs.FAIL_REASON]} "
-                      f"(traceback: {study_dir / f'trial_{t.number}' / 'error.log'})")
-        front = pareto_trials(trials, task.directions)
-        test = evaluate_on_test(study, front, dataset, task)
-        label = front[0].user_attrs[attrs.METRICS]["latency"]["device"] if front else device_tag
-        print(format_pareto_table(pareto_rows(front, test), label))
-        if front:
-            print(f"export one: python -m search.export --storage {url} --study {study_name} "
-                  f"--trial {front[0].number} --out export/")
+            if t.state.name == "FAIL" and t.user_attrs.get(attrs.FAIL_REASON):
+                print(f"  trial {t.number} failed: {t.user_attrs[attrs.FAIL_REASON]}")
+        rows = front_rows(study, trials, task)
+        test = evaluate_on_test(study, [r.trial for r in rows], dataset, task, eval_batch=config.eval_batch)
+        label = rows[0].trial.user_attrs[attrs.METRICS]["latency"]["device"] if rows else device_tag
+        print(format_front_table(rows, task, test, label))
+        if rows:
+            print(f"export one: python -m search.export --storage {config.storage_url} --study {config.study} "
+                  f"--trial {rows[0].trial.number} --out export/")
         if guard.tripped:
-            return _fail(guard.tripped, 1)
+            return _fail(guard.tripped, EXIT_FAILING)
         return 0
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
 
 
+def teacher_epochs_of(dataset: Any, cost: Any, budget_s: float) -> int:
+    """KD teacher epochs this search affords (0: none, and it says so once)."""
+    from search.context import teacher_epochs_for, teacher_macs
+
+    epoch_s = cost.epoch_seconds(teacher_macs(dataset))
+    epochs = teacher_epochs_for(budget_s, epoch_s)
+    if epochs < 1:
+        print(f"KD teacher: one epoch (~{epoch_s:.0f} s) is more than 10 % of the {budget_s:.0f} s budget; "
+              "knowledge distillation is off in this search (KD candidates train without it)")
+    return epochs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, run, and turn user errors into one line and a non-zero exit code."""
-    args = build_parser().parse_args(glue_secret_values(argv, {"--fleet-token"}))
+    """Entry point: parse, validate, run; user errors become one line and exit code 2."""
     logging.getLogger("optuna").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="optuna")
     warnings.filterwarnings("ignore", message=".*experimental.*")
     try:
-        return run(args)
-    except (HwsearchError, UnknownSpaceError, CandidateError) as exc:
+        load_plugins()
+        args = build_parser().parse_args(glue_secret_values(argv, {"--fleet-token"}))
+        return run(SearchConfig.from_args(args))
+    except (HwsearchError, UnknownNameError, CandidateError, ImportError) as exc:
         return _fail(str(exc))
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are stored; re-run the same command to resume", file=sys.stderr)
-        return 130
+    except SearchStopped as exc:
+        print(f"\n{exc.reason}: finished trials and rung checkpoints are stored; re-run the same command to resume",
+              file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

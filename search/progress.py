@@ -1,59 +1,94 @@
-"""Progress bar, per-trial log lines and safety callbacks for ``study.optimize``."""
+"""Progress of a search: a bar over the time budget with the rung occupancy and the best figures,
+per-trial log lines, and the failure guard.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 from search import attrs
+from spaces.task import Task
 
 
-def trial_log_line(trial: Any) -> str:
-    """One line on a finished trial: outcome, figures, candidate and wall-clock."""
+def _figures(task: Task, values: Sequence[float] | None) -> str:
+    if not values:
+        return ""
+    return " ".join(f"{o.name} {v:.3g}" for o, v in zip(task.objectives, values))
+
+
+def trial_log_line(trial: Any, task: Task) -> str:
+    """One line on a told trial: outcome, rung, figures, candidate and wall-clock."""
     candidate = trial.user_attrs.get(attrs.CANDIDATE_TEXT, "")
     seconds = f"{trial.duration.total_seconds():.0f} s" if trial.duration else "?"
-    metrics = trial.user_attrs.get(attrs.METRICS)
-    if trial.state.name == "FAIL":
+    state = trial.state.name
+    rung = trial.user_attrs.get(attrs.RUNG)
+    record = trial.user_attrs.get(attrs.rung_key(rung)) if rung is not None else None
+    if state == "FAIL":
         return f"trial {trial.number} FAILED after {seconds}: {trial.user_attrs.get(attrs.FAIL_REASON, '')}"
-    if trial.user_attrs.get(attrs.TRAINED) and metrics:
-        return (f"trial {trial.number} trained in {seconds}: acc {metrics['accuracy']:.3f} "
-                f"fair {metrics['fairness']['fairness_part']:.3f} lat {metrics['latency']['median_ms']:.2f} ms "
-                f"| {candidate}")
+    if state == "PRUNED":
+        figures = _figures(task, (record or {}).get("values"))
+        return (f"trial {trial.number} stopped at rung {rung} after {seconds}: {figures} | "
+                f"{trial.user_attrs.get(attrs.STOPPED, '')} | {candidate}")
+    if trial.user_attrs.get(attrs.TRAINED):
+        verdict = "" if trial.user_attrs.get(attrs.FEASIBLE) else f" INFEASIBLE ({trial.user_attrs.get(attrs.INFEASIBLE_REASON)})"
+        epochs = (record or {}).get("epochs", "?")
+        return f"trial {trial.number} complete in {seconds} ({epochs} epochs): {_figures(task, trial.values)}{verdict} | {candidate}"
     reason = trial.user_attrs.get(attrs.INFEASIBLE_REASON, "infeasible")
     return f"trial {trial.number} screened out in {seconds}: {reason} | {candidate}"
 
 
-class ProgressCallback:
-    """A tqdm bar over the trial budget showing the best feasible figures so far.
+def occupancy_text(finished: dict[int, int], running: dict[int, int], rungs: Sequence[int]) -> str:
+    """``"r1ep:12(+1) r3ep:4 r9ep:1"``: candidates that finished each rung (running ones in brackets)."""
+    parts = []
+    for r, epochs in enumerate(rungs):
+        extra = f"(+{running[r]})" if running.get(r) else ""
+        parts.append(f"{epochs}ep:{finished.get(r, 0)}{extra}")
+    return " ".join(parts)
 
-    Invariant: the bar advances once per finished trial (complete or failed), and its postfix
-    shows the best validation accuracy, the best fairness part and the lowest latency among the
-    feasible trained trials. With the bar disabled (``--no-progress``, e.g. under docker compose)
-    each finished trial prints one :func:`trial_log_line` to ``log`` instead, so logs still tell
-    what happened.
+
+class SearchProgress:
+    """A tqdm bar over the remaining budget (seconds), showing rung occupancy and the best figures.
+
+    Invariant: the postfix shows, per rung, the candidates that finished it (and those running
+    it), and the best value of each objective among feasible top-rung trials. With the bar
+    disabled (``--no-progress``, e.g. under docker compose) each told trial prints one
+    :func:`trial_log_line` to ``log`` instead, so logs still tell what happened.
     """
 
-    def __init__(self, total: int, initial: int, *, disable: bool = False, log: TextIO | None = None) -> None:
+    def __init__(self, budget_s: float, task: Task, rungs: Sequence[int], *, disable: bool = False,
+                 log: TextIO | None = None) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, initial=initial, desc="trials", unit="trial", disable=disable,
-                        dynamic_ncols=True)
+        self.task = task
+        self.rungs = list(rungs)
+        self.bar = tqdm(total=round(budget_s), desc="search", unit="s", disable=disable, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}] {postfix}")
         self.log = (log or sys.stdout) if disable else None
         self.best: dict[str, float] = {}
+        self.occupancy = ""
+
+    def tick(self, driver: Any) -> None:
+        """Advance to the driver's elapsed seconds and show the rung occupancy."""
+        self.occupancy = occupancy_text(driver.rung_counts, driver.running_by_rung(), self.rungs)
+        elapsed = min(round(driver.spent.elapsed()), self.bar.total)
+        if elapsed > self.bar.n:
+            self.bar.update(elapsed - self.bar.n)
+        self.bar.set_postfix_str(self._postfix(), refresh=False)
+
+    def _postfix(self) -> str:
+        best = " ".join(f"{k} {v:.3g}" for k, v in self.best.items())
+        return f"{self.occupancy}" + (f" | best {best}" if best else "")
 
     def __call__(self, study: Any, trial: Any) -> None:
-        self.bar.update(1)
-        metrics = trial.user_attrs.get(attrs.METRICS)
-        if trial.state.name == "COMPLETE" and metrics and trial.user_attrs.get(attrs.FEASIBLE):
-            self.best["acc"] = max(self.best.get("acc", 0.0), metrics["accuracy"])
-            self.best["fair"] = max(self.best.get("fair", 0.0), metrics["fairness"]["fairness_part"])
-            lat = metrics["latency"]["median_ms"]
-            self.best["lat_ms"] = min(self.best.get("lat_ms", lat), lat)
-        last = "trained" if trial.user_attrs.get(attrs.TRAINED) else (
-            "screened out" if trial.state.name == "COMPLETE" else "FAILED")
-        self.bar.set_postfix({**{k: round(v, 3) for k, v in self.best.items()}, "last": last})
+        if trial.state.name == "COMPLETE" and trial.user_attrs.get(attrs.FEASIBLE) and trial.values:
+            for objective, value in zip(self.task.objectives, trial.values):
+                current = self.best.get(objective.name)
+                better = current is None or (value > current if objective.maximize else value < current)
+                self.best[objective.name] = value if better else current  # type: ignore[assignment]
+        self.bar.set_postfix_str(self._postfix())
         if self.log is not None:
-            print(trial_log_line(trial), file=self.log, flush=True)
+            print(trial_log_line(trial, self.task), file=self.log, flush=True)
 
     def close(self) -> None:
         """Close the bar."""

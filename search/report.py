@@ -1,57 +1,92 @@
-"""Text reports of a study: the Pareto table and the held-out test figures of the Pareto set."""
+"""Text reports of a study: the front table (with intervals, noise marks and held-out test figures)
+and the trial summary. Columns come from the task: its objectives, details and scores.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from search import attrs
+from search.front import FrontSpec, dominated_within_noise, front, points_from_trials
+from spaces.task import Task, metric_value
 
 
-def _fmt(value: Any, spec: str) -> str:
+@dataclass(frozen=True)
+class FrontRow:
+    """A member of the Pareto front.
+
+    Attributes:
+        trial: The Optuna trial.
+        dominated_by: Number of a trial that dominates it within noise (``None``: none does).
+    """
+
+    trial: Any
+    dominated_by: int | None = None
+
+
+def front_rows(study: Any, trials: Sequence[Any], task: Task) -> list[FrontRow]:
+    """The front of ``trials`` under ``task``, each member marked when it is dominated within noise."""
+    spec = FrontSpec.from_task(task)
+    points = points_from_trials(trials, spec)
+    noise = dominated_within_noise(points, spec)
+    by_number = {t.number: t for t in trials}
+    return [FrontRow(by_number[p.number], noise.get(p.number)) for p in front(points, spec)]
+
+
+def _interval(metrics: Mapping[str, Any], path: str) -> str:
+    pair = (metrics.get("intervals") or {}).get(path)
+    if pair is None and path.startswith("latency."):
+        latency = metrics.get("latency") or {}
+        if latency.get("ci_low_ms") is not None:
+            pair = (latency["ci_low_ms"], latency["ci_high_ms"])
+    return "" if not pair else f"±{abs(pair[1] - pair[0]) / 2:.3f}"
+
+
+def _cell(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def pareto_rows(trials: Sequence[Any], test_metrics: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per Pareto trial: validation figures, latency, size, candidate, test figures."""
-    rows = []
-    for t in trials:
-        m = t.user_attrs[attrs.METRICS]
-        test = test_metrics.get(t.number) or {}
-        lat = m["latency"]
-        rows.append({
-            "trial": t.number,
-            "baseline": t.user_attrs.get(attrs.BASELINE) or "",
-            "acc": m["accuracy"], "fair": m["fairness"]["fairness_part"], "spd": m["fairness"]["spd"],
-            "worst": m["fairness"]["worst_group_accuracy"], "score": m["esfair_score"],
-            "lat_med": lat["median_ms"], "lat_p90": lat["p90_ms"], "fake": bool(lat.get("fake")),
-            "size_mb": m["size_bytes"] / 1e6, "params_k": m["params"] / 1e3,
-            "test_acc": test.get("accuracy"), "test_spd": (test.get("fairness") or {}).get("spd"),
-            "test_score": test.get("esfair_score"),
-            "candidate": t.user_attrs.get(attrs.CANDIDATE_TEXT, ""),
-        })
-    return rows
-
-
-def format_pareto_table(rows: Sequence[Mapping[str, Any]], device_label: str) -> str:
-    """Fixed-width table of :func:`pareto_rows`; FAKE latency is labelled as such."""
+def format_front_table(rows: Sequence[FrontRow], task: Task, test: Mapping[int, Mapping[str, Any]],
+                       device_label: str) -> str:
+    """Fixed-width table of the front (validation figures with 95 % intervals, test figures)."""
     if not rows:
-        return "No feasible trained trial yet: no Pareto front to show."
-    header = (f"{'trial':>5} {'val_acc':>7} {'fair':>6} {'SPD':>6} {'worst':>6} {'score':>6} "
-              f"{'lat_ms':>7} {'p90_ms':>7} {'MB':>6} {'test_acc':>8} {'test_SPD':>8} {'test_scr':>8}  candidate")
-    lines = [f"Pareto front (validation split; latency on: {device_label})", header, "-" * len(header)]
-    for r in rows:
-        tag = f"  [baseline: {r['baseline']}]" if r["baseline"] else ""
-        lines.append(
-            f"{r['trial']:>5} {r['acc']:>7.3f} {r['fair']:>6.3f} {r['spd']:>6.3f} {r['worst']:>6.3f} "
-            f"{r['score']:>6.3f} {r['lat_med']:>7.2f} {r['lat_p90']:>7.2f} {r['size_mb']:>6.2f} "
-            f"{_fmt(r['test_acc'], '8.3f'):>8} {_fmt(r['test_spd'], '8.3f'):>8} {_fmt(r['test_score'], '8.3f'):>8}"
-            f"  {r['candidate']}{tag}"
-        )
-    if any(r["fake"] for r in rows):
-        lines.append("NOTE: latency figures come from the FAKE backend: computed, not measured.")
-    lines.append("fair = ESFair fairness part (max 1/3); SPD vs the minority group; score = ESFair "
-                 "accuracy + fairness + latency thirds.")
-    return "\n".join(lines)
+        return "No feasible candidate finished the top rung yet: no Pareto front to show."
+    score = task.primary_score
+    split_objectives = [o for o in task.objectives if not o.metric.startswith("latency.")]
+    header = ["trial"] + [o.name for o in task.objectives] + [d.label for d in task.details]
+    header += ([score] if score else []) + ["MB"] + [f"test {o.name}" for o in split_objectives]
+    header += [f"test {score}"] if score else []
+    lines: list[list[str]] = []
+    for row in rows:
+        t = row.trial
+        m = t.user_attrs[attrs.METRICS]
+        cells = [f"{t.number}{'~' if row.dominated_by is not None else ''}"]
+        cells += [f"{_cell(metric_value(m, o.metric))}{_interval(m, o.metric)}" for o in task.objectives]
+        cells += [_cell(metric_value(m, d.metric)) for d in task.details]
+        cells += [_cell((m.get("scores") or {}).get(score))] if score else []
+        cells += [f"{m['size_bytes'] / 1e6:.2f}"]
+        record = test.get(t.number) or {}
+        cells += [_cell(metric_value(record, o.metric)) for o in split_objectives]
+        cells += [_cell((record.get("scores") or {}).get(score))] if score else []
+        lines.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
+    out = [f"Pareto front (validation split; latency on: {device_label}; ± = half-width of the 95 % interval)",
+           "  ".join(h.rjust(w) for h, w in zip(header, widths)) + "  candidate"]
+    out.append("-" * len(out[-1]))
+    for row, cells in zip(rows, lines):
+        tag = row.trial.user_attrs.get(attrs.BASELINE)
+        note = f"  [baseline: {tag}]" if tag else ""
+        if row.dominated_by is not None:
+            note += f"  [~ dominated within noise by trial {row.dominated_by}]"
+        out.append("  ".join(c.rjust(w) for c, w in zip(cells, widths))
+                   + f"  {row.trial.user_attrs.get(attrs.CANDIDATE_TEXT, '')}{note}")
+    if any(row.trial.user_attrs[attrs.METRICS]["latency"].get("fake") for row in rows):
+        out.append("NOTE: latency figures come from the FAKE backend: computed, not measured.")
+    if any(row.dominated_by is not None for row in rows):
+        out.append("~ : on the front only by differences smaller than the figures' noise; "
+                   "search.export --pick ignores it.")
+    return "\n".join(out)
 
 
 def format_trial_summary(trials: Sequence[Any]) -> str:
@@ -59,7 +94,9 @@ def format_trial_summary(trials: Sequence[Any]) -> str:
     counts: dict[str, int] = {}
     for t in trials:
         if t.state.name == "COMPLETE":
-            key = "trained" if t.user_attrs.get(attrs.TRAINED) else "screened out (over budget)"
+            key = "complete at the top rung" if t.user_attrs.get(attrs.TRAINED) else "screened out (over budget)"
+        elif t.state.name == "PRUNED":
+            key = "stopped at a lower rung"
         else:
             key = t.state.name.lower()
         counts[key] = counts.get(key, 0) + 1

@@ -10,7 +10,7 @@ user attribute each trial stores.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from search import attrs
 
@@ -23,16 +23,16 @@ def constraints_from_trial(trial: Any) -> Sequence[float]:
     return trial.user_attrs.get(attrs.CONSTRAINT, [0.0])
 
 
-def record_constraints(trial: Any, names: Sequence[str], values: Sequence[float]) -> None:
-    """Store constraint values where this Optuna's samplers read them.
+def record_constraints(trial: Any, violations: Mapping[str, float]) -> None:
+    """Store constraint values (<= 0 met) by name where this Optuna's samplers read them.
 
     Optuna >= 5 reads ``Trial.set_constraint``; older releases read the ``constraint`` user
     attribute through :func:`constraints_from_trial`. The user attribute is written either way
     (hwsearch's readers use it).
     """
-    trial.set_user_attr(attrs.CONSTRAINT, list(values))
+    trial.set_user_attr(attrs.CONSTRAINT, [float(v) for v in violations.values()])
     if hasattr(trial, "set_constraint"):
-        for name, value in zip(names, values):
+        for name, value in violations.items():
             trial.set_constraint(name, float(value))
 
 

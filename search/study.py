@@ -26,25 +26,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def task_record(space: SpaceSpec, latency_budget_ms: float | None) -> dict[str, Any]:
-    """What the study records of its task (objectives, directions, budgets)."""
-    task = space.task
-    return {
-        "objectives": [{"name": o.name, "metric": o.metric, "direction": o.direction} for o in task.objectives],
-        "latency_budget_ms": latency_budget_ms,
-        "size_budget_mb": task.size_budget_mb,
-        "minority_group": task.minority_group,
-        "latency_score_weight": task.latency_score_weight,
-    }
-
-
 def create_or_resume_study(
     *, name: str, storage: Any, space: SpaceSpec, sampler: Any, study_attrs: dict[str, Any]
 ):  # type: ignore[no-untyped-def]
     """Create study ``name`` or load it to resume.
 
     A study created for another space, or with other objectives, is refused (its trials could not
-    be compared), naming both. Study attributes are written once, at creation.
+    be compared), naming both. Study attributes are written once, at creation (the rung ladder
+    among them: the rungs of a study never change, so its rung records stay comparable).
 
     Raises:
         HwsearchError: When the existing study does not match.
@@ -73,26 +62,64 @@ def create_or_resume_study(
     return study
 
 
-def recover_interrupted_trials(study: Any) -> list[int]:
-    """Mark as FAIL the RUNNING trials whose process on this host is gone.
+def _driver(worker: dict[str, Any]) -> dict[str, Any]:
+    """The launcher process of a trial's ``worker`` record (a Ray trial names its driver)."""
+    return worker.get("driver") or worker
 
-    Trials run by live processes (on this host or, judged by Optuna's heartbeat, on others) are
-    left alone: several launchers may share one study. Returns the numbers of the trials failed.
+
+def recover_interrupted_trials(study: Any) -> list[int]:
+    """Mark as FAIL, with a ``fail_reason``, the RUNNING trials whose launcher on this host is gone.
+
+    Trials of live launchers (on this host or, judged by Optuna's heartbeat, on others) are left
+    alone: several launchers may share one study. Returns the numbers of the trials failed.
     """
     import optuna
     from optuna.trial import TrialState
 
     me = socket.gethostname()
     recovered = []
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get(attrs.WORKER) or {}
-        if worker.get("host") == me and not _pid_alive(int(worker.get("pid", -1))):
-            storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail a trial
-            storage.set_trial_system_attr(trial._trial_id, "fail_reason", "interrupted: its process died")  # noqa: SLF001
+        launcher = _driver(trial.user_attrs.get(attrs.WORKER) or {})
+        if launcher.get("host") == me and not _pid_alive(int(launcher.get("pid", -1))):
+            reason = f"interrupted: its launcher (pid {launcher.get('pid')} on {me}) died"
+            storage.set_trial_user_attr(trial._trial_id, attrs.FAIL_REASON, reason)  # noqa: SLF001
+            storage.set_trial_system_attr(trial._trial_id, "fail_reason", reason)  # noqa: SLF001
             if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
                 recovered.append(trial.number)
+    stale = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if trial.number in stale and not trial.user_attrs.get(attrs.FAIL_REASON):
+            storage.set_trial_user_attr(trial._trial_id, attrs.FAIL_REASON,  # noqa: SLF001
+                                        "interrupted: its launcher stopped sending heartbeats")
+            recovered.append(trial.number)
     return recovered
+
+
+def enqueue_continuations(study: Any, top_rung: int) -> list[int]:
+    """Enqueue a continuation of every failed trial that had been promoted past a rung.
+
+    A trial interrupted while training a rung it was promoted to (a crash, a kill, a stop) keeps
+    its rung records and checkpoints; a new trial with the same parameters and ``continues = n``
+    picks it up from its last promoted checkpoint instead of training again from scratch. Each
+    interrupted trial is continued once. Returns the numbers of the trials continued.
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs.get(attrs.CONTINUES) for t in trials}
+    queued = []
+    for trial in trials:
+        if trial.state != TrialState.FAIL or trial.number in continued:
+            continue
+        records = attrs.rung_records(trial.user_attrs)
+        promoted = [r for r, rec in records.items()
+                    if (rec.get("decision") or {}).get("promote") and rec.get("checkpoint") and r < top_rung]
+        if promoted:
+            study.enqueue_trial(trial.params, user_attrs={attrs.CONTINUES: trial.number}, skip_if_exists=False)
+            queued.append(trial.number)
+    return queued
 
 
 def enqueue_baselines(study: Any, space: SpaceSpec) -> list[str]:
@@ -109,7 +136,7 @@ def enqueue_baselines(study: Any, space: SpaceSpec) -> list[str]:
 
 
 def finished_count(study: Any) -> int:
-    """Number of COMPLETE trials (feasible or screened out); the ``--trials`` budget counts these."""
+    """Candidates evaluated: COMPLETE (top rung or screened out) and PRUNED (stopped) trials."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))

@@ -1,6 +1,6 @@
-"""Claiming trials of a shared study: exactly ``target`` COMPLETE trials across all launchers.
+"""Claiming trials of a shared study: at most ``cap`` evaluated candidates across all launchers.
 
-A launcher may start a trial only while ``COMPLETE + RUNNING < target``. Counting and creating the
+A launcher may start a trial only while ``COMPLETE + PRUNED + RUNNING < cap``. Counting and creating the
 trial happen under a cross-process lock, so launchers on one study never overshoot the target;
 a trial that fails frees its place, so none is lost. The lock is
 
@@ -86,38 +86,40 @@ class StudyLock:
 
 
 class TrialBudget:
-    """The ``--trials`` target of a study shared by any number of launchers.
+    """The ``--trials`` cap of a study shared by any number of launchers, and the trials it hands out.
 
     Args:
         study: The Optuna study (RDB storage).
         storage: Its ``RDBStorage`` (heartbeats are recorded there).
         lock: The study's :class:`StudyLock`.
-        target: COMPLETE trials the study should reach, counting earlier runs and other launchers.
+        cap: Candidates (COMPLETE + PRUNED trials) the study should reach, counting earlier runs and
+            other launchers; ``None`` for no cap (the time budget decides).
     """
 
-    def __init__(self, study: Any, storage: Any, lock: StudyLock, target: int) -> None:
+    def __init__(self, study: Any, storage: Any, lock: StudyLock, cap: int | None) -> None:
         self.study = study
         self.storage = storage
         self.lock = lock
-        self.target = target
+        self.cap = cap
 
-    def complete(self) -> int:
-        """COMPLETE trials in the study now."""
+    def finished(self) -> int:
+        """COMPLETE and PRUNED trials in the study now (candidates evaluated)."""
         from optuna.trial import TrialState
 
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
     def reached(self) -> bool:
-        """True once the study holds ``target`` COMPLETE trials."""
-        return self.complete() >= self.target
+        """True once the study holds ``cap`` evaluated candidates."""
+        return self.cap is not None and self.finished() >= self.cap
 
-    def claim(self) -> Any | None:
-        """A new RUNNING trial for this launcher, or ``None`` when the target is taken.
+    def claim(self, owned: dict[int, Any]) -> Any | None:
+        """A new RUNNING trial for this launcher, entered into ``owned``; ``None`` when the cap is taken.
 
-        ``None`` means COMPLETE + RUNNING trials already reach the target: either the study is done
+        ``None`` means evaluated + running trials already reach the cap: either the study is done
         or other launchers' running trials may still finish it (wait and ask again). The trial is
         created with the ``worker`` attribute and a first heartbeat, so a crash of this launcher
-        is recovered like any other.
+        is recovered like any other, and it is in ``owned`` before this returns, so the launcher's
+        stop path cannot miss it.
         """
         import optuna
         from optuna.trial import TrialState
@@ -126,10 +128,13 @@ class TrialBudget:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 optuna.storages.fail_stale_trials(self.study)
-            live = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            if len(live) >= self.target:
-                return None
+            if self.cap is not None:
+                live = self.study.get_trials(deepcopy=False,
+                                             states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+                if len(live) >= self.cap:
+                    return None
             trial = self.study.ask()
+            owned[trial.number] = trial
             trial.set_user_attr(attrs.WORKER, worker_identity())
             self.heartbeat(trial)
             return trial

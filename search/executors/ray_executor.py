@@ -1,15 +1,15 @@
-"""The Ray backend: trials as Ray tasks, the Optuna study in the RDB storage as the only truth.
+"""The Ray backend: rung jobs as Ray tasks, the Optuna study in the RDB storage as the only truth.
 
 The driver (the launcher process) claims each trial from the study (ask), samples its candidate
-with the space's define-by-run function, and submits
-:func:`search.executors.ray_worker.run_trial_task` as a task that reserves ``--trial-cpus`` and
+with the space's define-by-run function, and submits each rung job as
+:func:`search.executors.ray_worker.run_job_task`, a task that reserves ``--trial-cpus`` and
 ``--trial-gpus``; it keeps at most as many tasks in flight as the cluster's resources can run at
-once (:class:`search.executors.ray_session.RaySession`), stores each result with the same
-function the local backend uses and tells the study. Ray Tune's ``OptunaSearch`` is not used: it
-keeps its own in-memory study.
+once (:class:`search.executors.ray_session.RaySession`), stores each result in the driver and
+decides promotions there, exactly as the local backend does. Ray Tune's ``OptunaSearch`` is not
+used: it keeps its own in-memory study.
 
 A worker process that dies (killed, out of memory, node lost) fails only its trial, with the Ray
-error as ``fail_reason``; tasks are never retried (a retry would be a new trial).
+error as ``fail_reason``; tasks are never retried (a retry would run a rung twice).
 """
 
 from __future__ import annotations
@@ -18,131 +18,118 @@ import contextlib
 import math
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+import time
 from pathlib import Path
 from typing import Any
 
-from evaluators.contracts import LatencySettings
-from search import attrs
-from search.executors.budget import TrialBudget
-from search.executors.driver import Finished, run_trials
-from search.executors.ray_session import RayOptions, RaySession
-from search.executors.ray_worker import WorkerConfig, WorkerResult, run_trial_task
-from search.objective import record_failure, record_outcome, sample_candidate
-from search.study import worker_identity
-from spaces.registry import SpaceSpec
+from search.config import SearchConfig
+from search.executors.jobs import Job, JobDone
+from search.executors.ray_session import RaySession
+from search.executors.ray_worker import WorkerConfig, WorkerResult, run_job_task
 
 
 class RaySlots:
-    """Runs trials as Ray tasks; results are stored on the trials in the driver.
+    """Runs rung jobs as Ray tasks; results come back to the driver.
 
     Args:
         session: The connected Ray session (its capacity bounds the tasks in flight).
         config: The worker configuration sent with every task.
-        space: The search space (sampled on the driver).
-        overrides: Candidate fields fixed for every trial.
-        task: The effective task.
-        study_dir: The driver's ``<out>/<study>`` folder.
     """
 
-    def __init__(self, session: RaySession, config: WorkerConfig, space: SpaceSpec,
-                 overrides: Mapping[str, Any], task: Any, study_dir: Path) -> None:
+    def __init__(self, session: RaySession, config: WorkerConfig) -> None:
         import ray
 
         self.session = session
         self.config = config
-        self.space = space
-        self.overrides = dict(overrides)
-        self.task = task
-        self.study_dir = study_dir
         self._remote = ray.remote(num_cpus=session.options.trial_cpus, num_gpus=session.options.trial_gpus,
-                                  max_retries=0)(run_trial_task)
+                                  max_retries=0)(run_job_task)
         self._config_ref = ray.put(config)
-        self._running: dict[Any, Any] = {}
+        self._running: dict[Any, Job] = {}
 
     def capacity(self) -> int:
-        """Trials the cluster can run at once."""
+        """Jobs the cluster can run at once."""
         return self.session.capacity()
 
-    def running(self) -> list[Any]:
-        """Trials submitted and not yet collected."""
+    def running(self) -> list[Job]:
+        """Jobs submitted and not yet collected."""
         return list(self._running.values())
 
-    def start(self, trial: Any) -> None:
-        """Sample ``trial``'s candidate here and submit it as a Ray task."""
-        candidate = sample_candidate(self.space, trial, self.overrides)
-        ref = self._remote.options(name=f"hwsearch-trial-{trial.number}").remote(
-            self._config_ref, candidate.to_params(), trial.number)
-        self._running[ref] = trial
+    def start(self, job: Job) -> None:
+        """Submit ``job`` as a Ray task (with its start checkpoint's bytes, for workers on other hosts)."""
+        checkpoint = Path(job.rung.start.path).read_bytes() if job.rung.start is not None else None
+        ref = self._remote.options(name=f"hwsearch-trial-{job.number}").remote(
+            self._config_ref, job.candidate.to_params(), job.number, job.rung, checkpoint)
+        self._running[ref] = job
 
-    def collect(self, timeout_s: float) -> list[Finished]:
-        """Store and return the trials whose tasks ended, waiting up to ``timeout_s``."""
+    def collect(self, timeout_s: float) -> list[JobDone]:
+        """The jobs whose tasks ended, waiting up to ``timeout_s``."""
         import ray
 
         if not self._running:
+            time.sleep(min(timeout_s, 0.05))
             return []
         refs = list(self._running)
         ready, rest = ray.wait(refs, num_returns=1, timeout=timeout_s)
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        return [self._finish(ref, self._running.pop(ref)) for ref in ready]
+        return [self._done(ref, self._running.pop(ref)) for ref in ready]
 
-    def _finish(self, ref: Any, trial: Any) -> Finished:
+    def _done(self, ref: Any, job: Job) -> JobDone:
         import ray
-        from ray.exceptions import RayError
+        from ray.exceptions import RayError, TaskCancelledError
 
-        trial_dir = self.study_dir / f"trial_{trial.number}"
         try:
             result: WorkerResult = ray.get(ref)
+        except TaskCancelledError:
+            return JobDone(job, cancelled=True)
         except RayError as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
             reason = f"Ray worker failed: {type(exc).__name__}: {first}"[:500]
-            record_failure(trial, reason, trial_dir, f"{type(exc).__name__}\n{exc}\n")
-            return Finished(trial, None, reason)
-        trial.set_user_attr(attrs.WORKER, {**result.worker, "driver": worker_identity()})
-        local_disk = result.worker.get("host") == self.config.driver_host
+            job.trial_dir.mkdir(parents=True, exist_ok=True)
+            (job.trial_dir / "error.log").write_text(f"{type(exc).__name__}\n{exc}\n")
+            return JobDone(job, reason=reason)
+        worker = {**result.worker, "driver": {"host": socket.gethostname(), "pid": os.getpid()}}
+        if result.cancelled:
+            return JobDone(job, cancelled=True, worker=worker)
         if result.outcome is None:
-            reason = result.reason or "the trial failed without a reason"
-            record_failure(trial, reason, None if local_disk else trial_dir, result.traceback)
-            return Finished(trial, None, reason)
+            if result.worker.get("host") != self.config.driver_host and result.traceback:
+                job.trial_dir.mkdir(parents=True, exist_ok=True)
+                (job.trial_dir / "error.log").write_text(result.traceback)
+            return JobDone(job, reason=result.reason or "the job failed without a reason", traceback=result.traceback,
+                           worker=worker)
+        outcome = result.outcome
         if result.artifact is not None:
-            _write_artifact(Path(result.outcome.metrics.artifact_path), result.artifact)
-        return Finished(trial, record_outcome(trial, result.outcome, self.task))
+            _write_if_changed(Path(outcome.metrics.artifact_path), result.artifact)
+        if result.checkpoint is not None and outcome.checkpoint is not None:
+            _write_if_changed(Path(outcome.checkpoint.path), result.checkpoint)
+        return JobDone(job, outcome=outcome, worker=worker)
 
-    def abandon(self) -> None:
-        """Cancel (force-kill) the tasks still running."""
+    def cancel(self, job: Job | None = None) -> None:
+        """Cancel ``job``'s task (or every task) without killing the worker processes."""
+        import ray
+
+        for ref, running in list(self._running.items()):
+            if job is None or running.number == job.number:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=False)
+
+    def shutdown(self, timeout_s: float) -> bool:
+        """Force-kill the tasks still running (the session's close stops Ray itself)."""
         import ray
 
         for ref in list(self._running):
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
         self._running.clear()
+        return True
 
 
-def _write_artifact(path: Path, data: bytes) -> None:
+def _write_if_changed(path: Path, data: bytes) -> None:
     if path.exists() and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-
-
-def latency_options(args: Any, backend: Any) -> tuple[tuple[str, Any], ...]:
-    """Keyword arguments that rebuild the driver's latency ``backend`` in a worker.
-
-    For ``remote``: the fleet URL (``--fleet``, or the URL of the coordinator that
-    ``--fleet-listen`` embedded in the launcher, which must then be reachable from the nodes),
-    the token, the device tag and the timeout.
-    """
-    if args.latency != "remote":
-        return ()
-    from search.fleet_link import ENV_TOKEN
-
-    client = getattr(backend, "_client", None)
-    url = args.fleet or getattr(client, "url", None)
-    token = args.fleet_token or os.environ.get(ENV_TOKEN)
-    return tuple(sorted({"fleet_url": url, "token": token, "device_tag": backend.device_tag,
-                         "timeout_s": args.fleet_timeout}.items()))
 
 
 def _absolute_data(data_spec: str) -> str:
@@ -158,29 +145,23 @@ def _absolute_sqlite(url: str) -> str:
 
 
 def make_worker_config(
-    args: Any, *, space: SpaceSpec, task: Any, data_spec: str, out_dir: Path, study_name: str,
-    storage_url: str, backend: Any, settings: LatencySettings, options: RayOptions,
+    config: SearchConfig, *, task: Any, data_spec: str, backend: Any, settings: Any, teacher_epochs: int,
 ) -> WorkerConfig:
-    """The :class:`WorkerConfig` of the search described by the launcher's ``args``.
+    """The :class:`WorkerConfig` of the search described by ``config``.
 
     Relative data paths and SQLite files are made absolute (workers do not share the driver's
-    working directory).
+    working directory); the latency backend travels as its registered name and options.
     """
-    device = "cpu" if options.trial_gpus <= 0 else args.train_device
+    from evaluators.latency import backend_options
+    from spaces.registries import ENV_PLUGINS
+
+    device = "cpu" if config.trial_gpus <= 0 else config.train_device
     return WorkerConfig(
-        space=space.name, latency_budget_ms=task.latency_budget_ms, minority_group=args.minority_group,
-        data_spec=_absolute_data(str(data_spec)), out_dir=str(out_dir.resolve()), study_name=study_name,
-        storage_url=_absolute_sqlite(storage_url), latency_backend=args.latency,
-        latency_options=latency_options(args, backend), latency_settings=settings, seed=args.seed,
-        train_device=device, torch_threads=max(1, math.ceil(options.trial_cpus)), driver_host=socket.gethostname(),
+        space=config.space, latency_budget_ms=task.latency_budget_ms, minority_group=config.minority_group,
+        floors=tuple(sorted(task.floors.items())), data_spec=_absolute_data(str(data_spec)),
+        out_dir=str(config.out_dir), study_name=config.study, storage_url=_absolute_sqlite(config.storage_url),
+        latency_backend=backend.name, latency_options=backend_options(backend), latency_settings=settings,
+        seed=config.seed, train_device=device, torch_threads=max(1, math.ceil(config.trial_cpus)),
+        driver_host=socket.gethostname(), eval_batch=config.eval_batch, pretrained=config.pretrained,
+        teacher_epochs=teacher_epochs, plugins=os.environ.get(ENV_PLUGINS, ""),
     )
-
-
-def run_on_ray(
-    study: Any, budget: TrialBudget, session: RaySession, config: WorkerConfig, *, space: SpaceSpec,
-    overrides: Mapping[str, Any], task: Any, study_dir: Path,
-    callbacks: Sequence[Callable[[Any, Any], None]] = (), timeout_s: float | None = None,
-) -> None:
-    """Run the study's trials as Ray tasks until ``budget`` is reached."""
-    slots = RaySlots(session, config, space, overrides, task, study_dir)
-    run_trials(study, slots, budget, callbacks=callbacks, timeout_s=timeout_s)

@@ -11,7 +11,7 @@ from typing import Any
 CHEAP = ("--override", "backbone=mobilenetv3_small", "--override", "width=0.35", "--override", "resolution=32",
          "--override", "epochs=1", "--override", "finetune_epochs=0", "--override", "prune_ratio=0",
          "--override", "quant=fp32", "--override", "loss_kd=0", "--override", "loss_arcface=0",
-         "--override", "loss_triplet=0", "--latency-budget", "1000", "--no-progress")
+         "--override", "loss_triplet=0", "--min-accuracy", "0", "--latency-budget", "1000", "--no-progress")
 """Overrides that make a trained trial take seconds (the sampler still chooses lr, EMA, smoothing)."""
 
 SCREENED_OUT = (*CHEAP[:-3], "--latency-budget", "0.0001", "--no-progress")

@@ -1,4 +1,4 @@
-"""The shared driver loop and the trial budget, with cheap objectives (no torch, no Ray).
+"""The shared driver loop, the trial cap and successive halving, with cheap jobs (no torch, no Ray).
 
 Several launchers on one study are modelled by threads, each with its own storage, study and lock
 (separate connections, separate lock-file descriptions), on SQLite and on a real PostgreSQL.
@@ -6,10 +6,9 @@ Several launchers on one study are modelled by threads, each with its own storag
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import random
+import signal
 import subprocess
 import sys
 import threading
@@ -24,49 +23,28 @@ from evaluators.contracts import LatencySettings
 from evaluators.errors import HwsearchError
 from search import attrs
 from search.executors.budget import StudyLock, TrialBudget
-from search.executors.local import run_local
 from search.executors.ray_executor import make_worker_config
 from search.executors.ray_session import RayOptions, probe_address, trial_slots
 from search.storage import open_storage
 from spaces.registry import get_space
+from tests.search.cheap import CheapSlots, cheap_driver
 
 
-def _cheap_objective(fail_every: int) -> Any:
-    space = get_space("esfair")
-    lock = threading.Lock()
-    count = {"n": 0}
-
-    def objective(trial: Any) -> list[float]:
-        candidate = space.sample(trial)
-        trial.set_user_attr(attrs.CANDIDATE, candidate.to_params())
-        with lock:
-            count["n"] += 1
-            failing = fail_every and count["n"] % fail_every == 0
-        if failing:
-            raise RuntimeError("planned failure")
-        return [random.random(), random.random(), random.random() * 10]
-
-    return objective
-
-
-def _launcher(url: str, study_name: str, target: int, jobs: int, fail_every: int, errors: list[BaseException]) -> None:
+def _launcher(url: str, study_name: str, cap: int, out: Path, fail_every: int, errors: list[BaseException]) -> None:
     try:
         storage = open_storage(url)
         study = optuna.load_study(study_name=study_name, storage=storage)
-        lock = StudyLock(url, study_name)
-        try:
-            run_local(study, TrialBudget(study, storage, lock, target), _cheap_objective(fail_every), jobs=jobs)
-        finally:
-            lock.close()
+        fail = (lambda job: job.number % fail_every == fail_every - 1) if fail_every else None
+        cheap_driver(study, storage, url, out, cap=cap, slots=CheapSlots(2, fail=fail)).run()
     except BaseException as exc:  # noqa: BLE001 - reported by the test
         errors.append(exc)
 
 
-def _race(url: str, study_name: str, *, launchers: int, target: int, fail_every: int = 0) -> list[Any]:
+def _race(url: str, study_name: str, out: Path, *, launchers: int, cap: int, fail_every: int = 0) -> list[Any]:
     directions = get_space("esfair").task.directions
     optuna.create_study(study_name=study_name, storage=open_storage(url), directions=directions)
     errors: list[BaseException] = []
-    threads = [threading.Thread(target=_launcher, args=(url, study_name, target, 2, fail_every, errors))
+    threads = [threading.Thread(target=_launcher, args=(url, study_name, cap, out, fail_every, errors))
                for _ in range(launchers)]
     for thread in threads:
         thread.start()
@@ -76,9 +54,9 @@ def _race(url: str, study_name: str, *, launchers: int, target: int, fail_every:
     return optuna.load_study(study_name=study_name, storage=url).get_trials(deepcopy=False)
 
 
-def _assert_exact(trials: list[Any], target: int) -> None:
+def _assert_exact(trials: list[Any], cap: int) -> None:
     states = [t.state for t in trials]
-    assert states.count(TrialState.COMPLETE) == target
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == cap
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers)) == len(trials)
@@ -86,8 +64,8 @@ def _assert_exact(trials: list[Any], target: int) -> None:
 
 
 @pytest.mark.parametrize("fail_every", [0, 4])
-def test_three_launchers_on_sqlite_reach_the_target_exactly(tmp_path: Path, fail_every: int) -> None:
-    trials = _race(f"sqlite:///{tmp_path / 'db.sqlite'}", "race", launchers=3, target=12, fail_every=fail_every)
+def test_three_launchers_on_sqlite_reach_the_cap_exactly(tmp_path: Path, fail_every: int) -> None:
+    trials = _race(f"sqlite:///{tmp_path / 'db.sqlite'}", "race", tmp_path, launchers=3, cap=12, fail_every=fail_every)
     _assert_exact(trials, 12)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert bool(failed) == bool(fail_every)
@@ -95,10 +73,60 @@ def test_three_launchers_on_sqlite_reach_the_target_exactly(tmp_path: Path, fail
 
 
 @pytest.mark.postgres
-def test_three_launchers_on_postgres_reach_the_target_exactly(pg_url: str) -> None:
-    trials = _race(pg_url, "race-pg", launchers=3, target=15, fail_every=5)
+def test_three_launchers_on_postgres_reach_the_cap_exactly(pg_url: str, tmp_path: Path) -> None:
+    trials = _race(pg_url, "race-pg", tmp_path, launchers=3, cap=15, fail_every=5)
     _assert_exact(trials, 15)
     assert StudyLock(pg_url, "race-pg").scope == "database"
+
+
+def _study(tmp_path: Path, name: str) -> tuple[str, Any, Any]:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, directions=get_space("esfair").task.directions)
+    return url, storage, study
+
+
+def test_successive_halving_promotes_the_top_third_of_each_rung(tmp_path: Path) -> None:
+    url, storage, study = _study(tmp_path, "ladder")
+    cheap_driver(study, storage, url, tmp_path, cap=27, slots=CheapSlots(1), rungs=(1, 3, 9)).run()
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 27
+    reached = {r: sum(attrs.rung_key(r) in t.user_attrs for t in trials) for r in range(3)}
+    assert reached[0] == 27 and 0 < reached[1] <= 27 // 3 and 0 < reached[2] <= reached[1] // 3
+    for t in trials:
+        records = attrs.rung_records(t.user_attrs)
+        assert sorted(records) == list(range(len(records))), "rungs are run in order"
+        if t.state == TrialState.COMPLETE:
+            assert sorted(records) == [0, 1, 2] and t.values[0] == pytest.approx(records[2]["values"][0])
+        else:
+            last = records[max(records)]
+            assert t.user_attrs[attrs.STOPPED] and not last["decision"]["promote"]
+            assert last["decision"]["position"] >= last["decision"]["quota"]
+        for rung, record in records.items():
+            if rung < max(records):
+                assert record["decision"]["promote"] and record["decision"]["position"] < record["decision"]["quota"]
+
+
+def test_a_stop_request_fails_every_owned_trial_and_raises_with_its_exit_code(tmp_path: Path) -> None:
+    from search.stop import SearchStopped, StopSignal
+
+    url, storage, study = _study(tmp_path, "stop")
+    stop = StopSignal()
+    started: list[int] = []
+
+    def on_start(job: Any) -> None:
+        started.append(job.number)
+        if len(started) == 2:
+            stop.request(signal.SIGTERM)
+
+    slots = CheapSlots(2, delay_s=5.0, started=on_start)
+    with pytest.raises(SearchStopped) as info:
+        cheap_driver(study, storage, url, tmp_path, cap=None, slots=slots, stop=stop).run()
+    assert info.value.exit_code == 143
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 2 and all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs[attrs.FAIL_REASON].startswith("interrupted: SIGTERM") for t in trials)
 
 
 def test_trial_slots_follow_cpu_and_gpu_resources() -> None:
@@ -109,32 +137,36 @@ def test_trial_slots_follow_cpu_and_gpu_resources() -> None:
     assert trial_slots({"CPU": 1.0}, 1.5, 0) == 0
 
 
-def _args(**overrides: Any) -> argparse.Namespace:
+def _config(tmp_path: Path, **overrides: Any) -> Any:
     from search.cli import build_parser
+    from search.config import SearchConfig
 
-    args = build_parser().parse_args(["--backend", "ray", "--data", "rel/data"])
+    args = build_parser().parse_args(["--backend", "ray", "--data", "rel/data", "--trial-cpus", "1.5"])
     for key, value in overrides.items():
         setattr(args, key, value)
-    return args
+    return SearchConfig.from_args(args, environ={})
 
 
 def test_worker_config_is_absolute_and_trains_on_cuda_only_with_gpus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from evaluators.latency import make_latency_backend
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rel" / "data").mkdir(parents=True)
-    space = get_space("esfair")
+    task = get_space("esfair").task.with_settings(floors={"accuracy": 0.35})
+    backend = make_latency_backend("fake")
 
     def config(gpus: float, device: str = "auto") -> Any:
-        return make_worker_config(
-            _args(train_device=device), space=space, task=space.task, data_spec="rel/data", out_dir=Path("runs"),
-            study_name="s", storage_url="sqlite:///runs/hwsearch.db", backend=None, settings=LatencySettings(),
-            options=RayOptions(trial_cpus=1.5, trial_gpus=gpus))
+        return make_worker_config(_config(tmp_path, trial_gpus=gpus, train_device=device), task=task,
+                                  data_spec="rel/data", backend=backend, settings=LatencySettings(), teacher_epochs=2)
 
     cpu = config(0)
     assert cpu.train_device == "cpu" and cpu.torch_threads == 2
     assert cpu.data_spec == str(tmp_path / "rel" / "data") and cpu.out_dir == str(tmp_path / "runs")
     assert cpu.storage_url == f"sqlite:///{tmp_path / 'runs' / 'hwsearch.db'}"
+    assert cpu.floors == (("accuracy", 0.35),) and cpu.latency_backend == "fake"
+    assert make_latency_backend(cpu.latency_backend, cpu.latency_options).name == "fake"
     assert config(1).train_device == "auto"
     assert hash(cpu) == hash(config(0))
     assert "sqlite" not in repr(cpu)
@@ -152,19 +184,13 @@ def test_bad_ray_addresses_fail_fast_in_one_line() -> None:
 def test_callbacks_can_stop_the_loop_as_in_optimize(tmp_path: Path) -> None:
     from search.progress import FailureGuard
 
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    storage = open_storage(url)
-    study = optuna.create_study(study_name="broken", storage=storage, directions=get_space("esfair").task.directions)
+    url, storage, study = _study(tmp_path, "broken")
     guard = FailureGuard(limit=3)
-
-    def broken(trial: Any) -> list[float]:
-        raise ValueError("no data\nsecond line")
-
-    run_local(study, TrialBudget(study, storage, StudyLock(url, "broken"), 10), broken, jobs=1, callbacks=[guard])
+    slots = CheapSlots(1, fail=lambda job: True)
+    cheap_driver(study, storage, url, tmp_path, cap=10, slots=slots, callbacks=[guard]).run()
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
-    assert guard.tripped and "ValueError: no data" in guard.tripped
-    assert all(t.user_attrs[attrs.FAIL_REASON] == "ValueError: no data" for t in trials)
+    assert guard.tripped and "RuntimeError: planned failure" in guard.tripped
 
 
 def test_executor_modules_load_no_heavy_library() -> None:
@@ -190,26 +216,20 @@ def test_unreachable_ray_address_is_one_line_and_stores_nothing(tiny_data: Path,
 
 
 def test_a_trial_that_cannot_start_fails_with_its_reason(tmp_path: Path) -> None:
-    from search.executors.driver import run_trials
-    from search.executors.local import ThreadSlots
-
-    class FirstStartFails(ThreadSlots):
+    class FirstStartFails(CheapSlots):
         failed = False
 
-        def start(self, trial: Any) -> None:
+        def start(self, job: Any) -> None:
             if not self.failed:
                 self.failed = True
-                raise RuntimeError("cannot sample")
-            super().start(trial)
+                raise RuntimeError("cannot start")
+            super().start(job)
 
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    storage = open_storage(url)
-    study = optuna.create_study(study_name="start", storage=storage, directions=get_space("esfair").task.directions)
-    run_trials(study, FirstStartFails(_cheap_objective(0), 1), TrialBudget(study, storage, StudyLock(url, "start"), 2),
-               poll_s=0.01)
+    url, storage, study = _study(tmp_path, "start")
+    cheap_driver(study, storage, url, tmp_path, cap=2, slots=FirstStartFails(1)).run()
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
-    assert trials[0].user_attrs[attrs.FAIL_REASON] == "RuntimeError: cannot sample"
+    assert trials[0].user_attrs[attrs.FAIL_REASON] == "RuntimeError: cannot start"
 
 
 def test_ray_worker_trains_on_the_gpu_ray_gave_it_else_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

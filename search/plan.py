@@ -1,0 +1,205 @@
+"""Wall-clock is the budget: how many candidates to train at which fidelity, and what a job costs.
+
+The plan is asynchronous successive halving (η = 3 by default) over rungs of training epochs
+that rise geometrically to :data:`search.config.MAX_EPOCHS` (1 → 3 → 9). A candidate evaluated at
+rung ``r`` continues only if it is in the top 1/η there
+(:func:`search.promotion.expected_promotions` gives how many continue on average), so the plan
+finds how many candidates the budget can start when each rung costs its new epochs plus a job's
+overhead. It keeps as many rungs as the budget affords while still bringing about
+:data:`MIN_TOP` candidates to the top rung; a small budget gets fewer, longer rungs (3 → 9, or 9
+alone).
+
+Costs come from a :class:`CostModel`: seconds per training epoch ≈ ``rate × MACs × training
+images``, seeded by a short probe (a few timed training steps before the search) and refitted on
+every finished rung, plus a per-job overhead (screening, export, quantization, evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from search.promotion import expected_promotions
+
+MIN_TOP = 3
+"""Candidates the plan wants at the top rung (the front is made of them)."""
+DEFAULT_OVERHEAD_S = 4.0
+"""Per-job cost besides training before any job has been timed."""
+
+
+@dataclass
+class CostModel:
+    """Seconds a rung job costs, learned as the search runs.
+
+    Invariants: ``rate > 0``; estimates are never negative.
+
+    Attributes:
+        rate: Training seconds per (MAC x image).
+        images: Training images per epoch.
+        overhead_s: Median non-training seconds of a job.
+    """
+
+    rate: float
+    images: int
+    overhead_s: float = DEFAULT_OVERHEAD_S
+    _rates: list[float] = field(default_factory=list)
+    _overheads: list[float] = field(default_factory=list)
+
+    def epoch_seconds(self, macs: float) -> float:
+        """Estimated seconds of one training epoch of a model with ``macs`` MACs per image."""
+        return max(0.0, self.rate * float(macs) * self.images)
+
+    def job_seconds(self, macs: float, epochs: float) -> float:
+        """Estimated seconds of a rung job that trains ``epochs`` epochs."""
+        return self.epoch_seconds(macs) * max(0.0, epochs) + self.overhead_s
+
+    def observe(self, macs: float, epochs: float, train_s: float, other_s: float) -> None:
+        """Learn from a finished job (its MACs, epochs trained, training and other seconds)."""
+        if macs > 0 and epochs > 0 and train_s > 0:
+            self._rates.append(train_s / (float(macs) * self.images * epochs))
+            self.rate = statistics.median(self._rates)
+        if other_s >= 0:
+            self._overheads.append(other_s)
+            self.overhead_s = statistics.median(self._overheads)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the search spends its budget.
+
+    Attributes:
+        budget_s: The study's budget (``--timeout``).
+        spent_s: What earlier runs of the study spent.
+        rungs: Training epochs at each rung.
+        eta: Successive-halving factor.
+        expected: Expected candidates reaching each rung.
+        epoch_s: Estimated seconds of one training epoch of a typical candidate.
+        cap: ``--trials`` (candidates), or ``None``.
+    """
+
+    budget_s: float
+    spent_s: float
+    rungs: tuple[int, ...]
+    eta: int
+    expected: tuple[float, ...]
+    epoch_s: float
+    cap: int | None = None
+
+    @property
+    def remaining_s(self) -> float:
+        """Budget left for this run."""
+        return max(0.0, self.budget_s - self.spent_s)
+
+    def describe(self) -> str:
+        """One line: budget, rungs and expected occupancy."""
+        ladder = " → ".join(str(e) for e in self.rungs)
+        counts = ", ".join(f"~{n:.0f} at {e} epoch{'s' if e > 1 else ''}" for n, e in zip(self.expected, self.rungs))
+        spent = f" ({self.spent_s:.0f} s spent earlier)" if self.spent_s else ""
+        cap = f", at most {self.cap} candidates" if self.cap else ""
+        return (f"plan: {self.remaining_s:.0f} s of a {self.budget_s:.0f} s budget{spent}; rungs {ladder} epochs "
+                f"(η={self.eta}, ~{self.epoch_s:.1f} s per epoch of a typical candidate): {counts}{cap}")
+
+
+def ladder(rung_count: int, eta: int, max_epochs: int) -> tuple[int, ...]:
+    """``rung_count`` rungs rising by ``eta`` to ``max_epochs`` (``(1, 3, 9)`` for 3, 3, 9)."""
+    return tuple(max(1, round(max_epochs / eta ** (rung_count - 1 - r))) for r in range(rung_count))
+
+
+def make_plan(
+    *, budget_s: float, spent_s: float, epoch_s: float, overhead_s: float, eta: int, max_epochs: int,
+    rungs: tuple[int, ...] | None = None, cap: int | None = None,
+) -> Plan:
+    """Choose the rungs (unless given) and the expected occupancy for the remaining budget.
+
+    The most rungs whose expected top-rung count reaches :data:`MIN_TOP` win (more rungs means
+    more candidates looked at); with none reaching it, a single rung of ``max_epochs``.
+    """
+    remaining = max(0.0, budget_s - spent_s)
+
+    def counts(started: float, candidate_rungs: tuple[int, ...]) -> list[float]:
+        out = [started]
+        for _ in candidate_rungs[1:]:
+            out.append(expected_promotions(out[-1], eta))
+        return out
+
+    def cost(started: float, candidate_rungs: tuple[int, ...]) -> float:
+        previous, total = 0, 0.0
+        for count, epochs in zip(counts(started, candidate_rungs), candidate_rungs):
+            total += count * ((epochs - previous) * epoch_s + overhead_s)
+            previous = epochs
+        return total
+
+    def occupancy(candidate_rungs: tuple[int, ...]) -> tuple[float, ...]:
+        low, high = 0.0, 1.0
+        while cost(high, candidate_rungs) < remaining and high < 1e6:
+            high *= 2
+        for _ in range(40):
+            middle = (low + high) / 2
+            low, high = (middle, high) if cost(middle, candidate_rungs) <= remaining else (low, middle)
+        started = min(low, cap) if cap is not None else low
+        return tuple(counts(started, candidate_rungs))
+
+    if rungs is None:
+        options = [ladder(count, eta, max_epochs) for count in range(max(1, math.floor(math.log(max_epochs, eta)) + 1), 0, -1)]
+        rungs = next((option for option in options if occupancy(option)[-1] >= MIN_TOP), options[-1])
+    return Plan(budget_s, spent_s, tuple(rungs), eta, occupancy(tuple(rungs)), epoch_s, cap)
+
+
+def probe_rate(dataset: Any, resolution: int, *, batch_size: int = 32, steps: int = 3, device: str = "cpu") -> tuple[float, int]:
+    """Training seconds per (MAC x image) of a reference model here, from a few timed steps.
+
+    Returns:
+        ``(rate, macs)`` of the probe (MobileNetV3-small at ``resolution``).
+    """
+    import torch
+
+    from evaluators.complexity import count_macs
+    from evaluators.data import iterate_batches
+    from evaluators.models import build_model
+    from evaluators.training import train
+
+    model = build_model("mobilenetv3_small", 1.0, dataset.num_classes)
+    macs = count_macs(model, resolution)
+    split = dataset.splits["train"]
+    batches = list(iterate_batches(split, resolution, batch_size, shuffle=True, augment=False, seed=0))
+    batches = (batches * (steps + 1))[: steps + 1]
+    from spaces.candidate import LossMix
+
+    train(model, lambda epoch: batches[:1], loss_mix=LossMix(), epochs=1, lr=1e-3, device=device, steps_per_epoch=1)
+    start = time.perf_counter()
+    train(model, lambda epoch: batches[1:], loss_mix=LossMix(), epochs=1, lr=1e-3, device=device,
+          steps_per_epoch=steps)
+    seconds = time.perf_counter() - start
+    images = sum(len(b[1]) for b in batches[1:])
+    torch.set_grad_enabled(True)
+    return seconds / (macs * max(1, images)), macs
+
+
+def typical_epoch_seconds(
+    space: Any, context: Any, overrides: dict[str, Any], num_classes: int, cost: CostModel, seed: int, samples: int = 8,
+) -> float:
+    """Mean estimated epoch cost of candidates drawn at random from ``space`` (no training).
+
+    MACs are counted on each drawn architecture (scaled by ``(1 - prune_ratio) ** 2`` for its
+    pruning, which removes that share of channels on both sides of every layer).
+    """
+    import optuna
+
+    from evaluators.complexity import count_macs
+    from evaluators.models import build_model
+    from spaces.candidate import Candidate
+
+    study = optuna.create_study(directions=space.task.directions, sampler=optuna.samplers.RandomSampler(seed=seed))
+    costs = []
+    for _ in range(samples):
+        trial = study.ask()
+        candidate = space.sample(trial, context)
+        if overrides:
+            candidate = Candidate.from_params({**candidate.to_params(), **overrides})
+        macs = count_macs(build_model(candidate.backbone, candidate.width, num_classes), candidate.resolution)
+        costs.append(cost.epoch_seconds(macs * (1.0 - candidate.prune_ratio) ** 2))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return float(statistics.mean(costs))

@@ -1,0 +1,105 @@
+"""Asynchronous successive halving for several objectives (after MO-ASHA, Schmucker et al. 2021).
+
+When a candidate finishes rung ``r`` the search decides at once whether it continues: among every
+candidate that has finished rung ``r`` so far (this one included, any launcher of the study), the
+candidates are ordered by non-dominated rank of their rung-``r`` objective values, ties broken by
+crowding distance (the more isolated first, so the front's extremes and gaps are explored); the
+first ``floor(n / η)`` continue. Infeasible candidates never continue. This is the "stopping"
+form of asynchronous successive halving (Optuna's and Ray Tune's rule for one objective); a
+candidate stopped is final (Optuna marks it PRUNED). One change for small counts: while fewer
+than η candidates have finished a rung, a decision would have to promote blindly (Optuna promotes
+the first one whatever it is) or stop blindly (the first η − 1 could never continue); instead the
+candidate *waits* (:func:`decide` says so, the driver parks the trial without a slot) and is
+decided with the others once η have finished the rung.
+
+Latency is exact from rung 0 (it is measured before training), so it takes part in every rung's
+ranking; accuracy and fairness are that rung's estimates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from search.front import FrontSpec, preference_order
+
+
+@dataclass(frozen=True)
+class RungEntry:
+    """One candidate's figures at a rung.
+
+    Attributes:
+        number: Trial number.
+        values: Objective values at the rung, in task order.
+        feasible: Whether it met the constraints checked at the rung (budgets).
+    """
+
+    number: int
+    values: tuple[float, ...]
+    feasible: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a candidate continues past a rung, and why (stored on the trial).
+
+    Attributes:
+        promote: It continues to the next rung.
+        position: Its place in the rung's order (0 = best), ``None`` when infeasible.
+        competitors: Candidates that had finished the rung, itself included.
+        quota: How many of them continue.
+        reason: One line for people.
+    """
+
+    promote: bool
+    position: int | None
+    competitors: int
+    quota: int
+    reason: str
+    wait: bool = False
+
+
+def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int, eta: int, *,
+           final: bool = False) -> Decision:
+    """Decide whether trial ``number`` (one of ``entries``) continues past ``rung``.
+
+    Args:
+        final: Decide even with fewer than ``eta`` competitors (no more will come): stop then.
+
+    Raises:
+        ValueError: ``number`` is not among ``entries``.
+    """
+    me = next((e for e in entries if e.number == number), None)
+    if me is None:
+        raise ValueError(f"trial {number} has no entry at rung {rung}")
+    feasible = [e for e in entries if e.feasible]
+    quota = len(entries) // eta
+    if not me.feasible:
+        return Decision(False, None, len(entries), quota, f"infeasible at rung {rung}: never promoted")
+    if len(entries) < eta and not final:
+        return Decision(False, None, len(entries), quota,
+                        f"rung {rung}: waits until {eta} candidates have finished it ({len(entries)} so far)", wait=True)
+    order = preference_order(spec.losses([e.values for e in feasible]))
+    position = int(np.flatnonzero(np.asarray([feasible[i].number for i in order]) == number)[0])
+    if position < quota:
+        reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, top {quota} continue"
+        return Decision(True, position, len(entries), quota, reason)
+    if quota == 0:
+        reason = f"rung {rung}: only {len(entries)} candidate(s) finished it before the search ended (η={eta})"
+    else:
+        reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, only the top {quota} continue"
+    return Decision(False, position, len(entries), quota, reason)
+
+
+def expected_promotions(finished: float, eta: int) -> float:
+    """Expected candidates promoted out of ``finished`` arriving in random order under :func:`decide`.
+
+    The first η are decided together (one continues); the ``i``-th after them continues when it
+    ranks in the top ``floor(i / η)`` of ``i``, probability ``floor(i / η) / i``.
+    """
+    n = int(finished)
+    if n < eta:
+        return 0.0
+    return 1.0 + sum((i // eta) / i for i in range(eta + 1, n + 1))
