@@ -187,6 +187,7 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
     import torch
 
     from evaluators.data import iterate_batches
+    from evaluators.fairness import fairness_training
     from evaluators.models import build_model, features_and_logits, prepare_for_export
     from evaluators.pruning import prune_uniform
     from evaluators.training import finetune_mix, train
@@ -198,10 +199,12 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
         with clock("teacher"):
             teacher, teacher_res = ctx.teacher(candidate)
     train_split = ctx.dataset.splits["train"]
+    fair = fairness_training(candidate.fairness_method, train_split.labels, train_split.groups,
+                             num_groups=len(ctx.dataset.group_names), num_classes=ctx.num_classes)
 
     def batches(epoch: int):  # type: ignore[no-untyped-def]
         return iterate_batches(train_split, candidate.resolution, candidate.batch_size, shuffle=True,
-                               augment=True, seed=ctx.seed * 1000 + epoch)
+                               augment=True, seed=ctx.seed * 1000 + epoch, sampler=fair.sampler)
 
     steps = -(-len(train_split.labels) // candidate.batch_size)
     with clock("train"):
@@ -210,7 +213,8 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
                             pretrained=candidate.pretrained)
         result = train(model, batches, loss_mix=candidate.loss, epochs=candidate.epochs, lr=candidate.lr,
                        device=ctx.device, teacher=teacher, teacher_resolution=teacher_res, ema=candidate.ema,
-                       steps_per_epoch=steps, features_and_logits=features_and_logits, seed=ctx.seed)
+                       steps_per_epoch=steps, features_and_logits=features_and_logits, seed=ctx.seed,
+                       group_weighting=fair.weighting)
         model = result.model
     if candidate.prune_ratio > 0:
         with clock("prune_finetune"):
@@ -221,7 +225,7 @@ def train_candidate(candidate: Candidate, ctx: TrialContext, clock: StageClock) 
                 model = train(model, batches, loss_mix=finetune_mix(candidate.loss),
                               epochs=candidate.finetune_epochs, lr=candidate.lr / 3, device=ctx.device,
                               teacher=teacher, teacher_resolution=teacher_res, steps_per_epoch=steps,
-                              seed=ctx.seed).model
+                              seed=ctx.seed, group_weighting=fair.weighting).model
     return model.cpu().eval()
 
 

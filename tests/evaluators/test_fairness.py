@@ -316,3 +316,34 @@ def test_a_weighting_needs_the_groups() -> None:
     with pytest.raises(ValueError, match="groups"):
         LossComputer(LossMix(), 2, 4)(torch.randn(3, 4), torch.randn(3, 2), torch.tensor([0, 1, 0]),
                                       weighting=GroupDRO(2))
+
+
+# The pipeline hook.
+
+
+@pytest.mark.parametrize("method", FAIRNESS_METHODS)
+def test_train_candidate_trains_with_each_method(tiny_dataset, method: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import evaluators.fairness
+    from evaluators.contracts import LatencySettings
+    from evaluators.latency.fake import FakeLatencyBackend
+    from evaluators.pipeline import TrialContext, train_candidate
+    from evaluators.stages import StageClock
+    from spaces import Candidate, get_space
+
+    made = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(fairness_training(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(evaluators.fairness, "fairness_training", recording)
+    ctx = TrialContext(dataset=tiny_dataset, task=get_space("esfair").task, latency_backend=FakeLatencyBackend(),
+                       latency_settings=LatencySettings(), latency_cache=None)
+    candidate = Candidate(backbone="mobilenetv3_small", width=0.35, resolution=32, epochs=1, finetune_epochs=1,
+                          prune_ratio=0.3, batch_size=16, fairness_method=method)
+    model = train_candidate(candidate, ctx, StageClock())
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, len(tiny_dataset.class_names))
+    assert len(made) == 1 and made[0].method == method
+    if method == "groupdro":
+        steps = math.ceil(len(tiny_dataset.splits["train"]) / 16)
+        assert made[0].weighting.steps == 2 * steps  # training and the fine-tune share q
