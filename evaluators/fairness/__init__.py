@@ -1,15 +1,13 @@
 """Group-aware training methods: the searched ``fairness_method`` dimension, as small components.
 
-One registry maps each name of :data:`spaces.candidate.FAIRNESS_METHODS` to what training needs:
+One registry (:data:`METHOD_BUILDERS`) maps each name of
+:data:`spaces.candidate.FAIRNESS_METHODS` to what training needs: a ``sampler`` for
+``iterate_batches(sampler=...)`` and/or a ``weighting`` for ``train(group_weighting=...)``.
 
-========================  =========================================  ==============================
-method                    batches (``iterate_batches(sampler=...)``)  loss (``train(group_weighting=...)``)
-========================  =========================================  ==============================
-``none``                  shuffled split, unchanged                  mean, unchanged
-``balanced_sampler``      :class:`BalancedSampler`                   mean
-``reweight``              shuffled split                             :class:`InverseFrequencyWeighting`
-``groupdro``              shuffled split                             :class:`GroupDRO` (eta 0.01)
-========================  =========================================  ==============================
+- ``none``: neither; batches and loss exactly as without this package.
+- ``balanced_sampler``: :class:`BalancedSampler` (group x class balanced, with replacement); mean loss.
+- ``reweight``: shuffled split; :class:`InverseFrequencyWeighting` of the per-sample loss.
+- ``groupdro``: shuffled split; :class:`GroupDRO` weights over the groups (step size 0.01).
 
 Every method but ``none`` needs two or more groups in the training split. The methods change
 training only: the shipped model, its graph and its latency are the same for every method, and
