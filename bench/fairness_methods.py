@@ -1,9 +1,10 @@
 """Per fairness method: accuracy, minority accuracy, SPD and worst-group accuracy of one fixed model.
 
 Trains one fixed architecture on the embedded data set with every ``fairness_method`` and several
-seeds, through the search's own training (``evaluators.pipeline.train_candidate``), exports each to
-an fp32 ONNX artifact and evaluates THE ARTIFACT with onnxruntime on the validation and the test
-split. Each figure is the median over seeds with a 95 % group-stratified bootstrap interval (the
+seeds, with the search's own components wired as its pipeline wires them for an unpruned candidate
+without KD (``iterate_batches`` with the method's sampler, ``train`` with its weighting, the same
+seeds), exports each to an fp32 ONNX artifact and evaluates THE ARTIFACT with onnxruntime on the
+validation and the test split. Each figure is the median over seeds with a 95 % group-stratified bootstrap interval (the
 evaluation samples are resampled within each group, the same resamples for every model, and the
 median over seeds is taken in every resample); the difference to ``none`` is paired by seed and by
 resample. Nothing is tuned: the recipe is fixed before the run and the test split is only reported.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -30,15 +32,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from common import format_table
-from evaluators.contracts import LatencySettings
-from evaluators.data import ImageDataset, load_dataset
+from evaluators.data import ImageDataset, iterate_batches, load_dataset
 from evaluators.evaluate import predict_onnx
+from evaluators.fairness import GroupDRO, fairness_training
 from evaluators.intervals import group_figures, minority_index, percentile_interval, resample_group_correct
-from evaluators.latency.fake import FakeLatencyBackend
 from evaluators.metrics import classification_figures
-from evaluators.pipeline import TrialContext, train_candidate, write_artifact
-from evaluators.stages import StageClock
-from spaces import FAIRNESS_METHODS, Candidate, get_space
+from evaluators.pipeline import write_artifact
+from spaces import FAIRNESS_METHODS, Candidate
 
 FIGURES = ("accuracy", "minority_accuracy", "spd", "worst_group_accuracy")
 SPLITS = ("val", "test")
@@ -69,25 +69,47 @@ class Config:
 
 @dataclass
 class Run:
-    """One trained model: its method, seed, training seconds and predictions per split."""
+    """One trained model: its method, seed, training seconds, predictions per split, Group DRO's weights."""
 
     method: str
     seed: int
     train_s: float
     predictions: dict[str, np.ndarray]
+    group_weights: list[float] | None = None
 
 
 def train_and_predict(cfg: Config, method: str, seed: int, dataset: ImageDataset, work: Path) -> Run:
-    """Train ``cfg``'s candidate with ``method`` and ``seed``; predictions of its ONNX artifact."""
+    """Train ``cfg``'s candidate with ``method`` and ``seed``; predictions of its ONNX artifact.
+
+    Seeds as the search's pipeline uses them with ``--seed seed``: the initial weights, the
+    shuffle or sampler of epoch ``e`` (``seed * 1000 + e``) and the training loop.
+    """
+    import torch
+
+    from evaluators.models import build_model, features_and_logits
+    from evaluators.training import train
+
     candidate = cfg.candidate(method)
-    ctx = TrialContext(dataset=dataset, task=get_space("esfair").task, latency_backend=FakeLatencyBackend(),
-                       latency_settings=LatencySettings(), latency_cache=None, seed=seed)
-    clock = StageClock()
-    model = train_candidate(candidate, ctx, clock)
-    artifact = write_artifact(model, candidate, work / f"{method}-seed{seed}", calibration=[])
-    predictions = {split: predict_onnx(artifact, dataset.splits[split].arrays(cfg.resolution), threads=cfg.threads)
-                   for split in SPLITS}
-    return Run(method, seed, clock.total(), predictions)
+    split = dataset.splits["train"]
+    fair = fairness_training(method, split.labels, split.groups, num_groups=len(dataset.group_names),
+                             num_classes=dataset.num_classes)
+
+    def batches(epoch: int):  # type: ignore[no-untyped-def]
+        return iterate_batches(split, cfg.resolution, cfg.batch_size, shuffle=True, augment=True,
+                               seed=seed * 1000 + epoch, sampler=fair.sampler)
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build_model(cfg.backbone, cfg.width, dataset.num_classes)
+    result = train(model, batches, loss_mix=candidate.loss, epochs=cfg.epochs, lr=cfg.lr,
+                   steps_per_epoch=math.ceil(len(split) / cfg.batch_size), features_and_logits=features_and_logits,
+                   seed=seed, group_weighting=fair.weighting)
+    train_s = time.perf_counter() - started
+    artifact = write_artifact(result.model.cpu().eval(), candidate, work / f"{method}-seed{seed}", calibration=[])
+    predictions = {name: predict_onnx(artifact, dataset.splits[name].arrays(cfg.resolution), threads=cfg.threads)
+                   for name in SPLITS}
+    weights = fair.weighting.weights.tolist() if isinstance(fair.weighting, GroupDRO) else None
+    return Run(method, seed, train_s, predictions, weights)
 
 
 def figures_by_model(correct_counts: np.ndarray, group_sizes: np.ndarray, minority: int) -> dict[str, np.ndarray]:
@@ -222,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": asdict(cfg), "minority_group": minority, "wall_s": wall, "python": platform.python_version(),
         "train_s": {f"{r.method}/seed{r.seed}": r.train_s for r in runs},
         "median_train_s": statistics.median(r.train_s for r in runs), "summary": summary,
+        "groupdro_final_weights": {f"seed{r.seed}": dict(zip(dataset.group_names, r.group_weights))
+                                   for r in runs if r.group_weights is not None},
     }, indent=1))
     return 0
 

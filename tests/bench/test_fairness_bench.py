@@ -63,5 +63,7 @@ def test_fairness_methods_quick(tmp_path: Path) -> None:
             for name in FIGURES:
                 figure = data["summary"][split][method][name]
                 assert 0.0 <= figure["low"] <= figure["high"] <= 1.0 and len(figure["seeds"]) == 1
+    weights = data["groupdro_final_weights"]["seed0"]
+    assert set(weights) == {"dark", "light", "medium"} and sum(weights.values()) == pytest.approx(1.0)
     table = (tmp_path / "fairness_methods_quick.md").read_text()
     assert table.count("| groupdro ") == 4 and "### test split" in table
