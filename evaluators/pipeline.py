@@ -323,8 +323,9 @@ def _fresh_model(candidate: Candidate, ctx: TrialContext) -> Any:
                        weights=weights)
 
 
-def _restore(checkpoint: Checkpoint, candidate: Candidate, ctx: TrialContext) -> tuple[Any, dict[str, Any]]:
-    """The model and loss state saved in ``checkpoint`` (sha256 checked, ``weights_only=True``)."""
+def _restore(checkpoint: Checkpoint, candidate: Candidate, ctx: TrialContext) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The model, loss state and fairness-method state saved in ``checkpoint`` (sha256 checked,
+    ``weights_only=True``)."""
     import torch
 
     from evaluators.errors import HwsearchError
@@ -341,11 +342,11 @@ def _restore(checkpoint: Checkpoint, candidate: Candidate, ctx: TrialContext) ->
     else:
         model = build_model(candidate.backbone, candidate.width, ctx.num_classes)
     model.load_state_dict(state["model"], strict=True)
-    return model.train(), dict(state.get("loss") or {})
+    return model.train(), dict(state.get("loss") or {}), dict(state.get("fairness") or {})
 
 
 def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung: int, epochs: int,
-                     pruned: bool) -> Checkpoint:
+                     pruned: bool, fairness: dict[str, Any] | None = None) -> Checkpoint:
     import os
     import tempfile
 
@@ -354,7 +355,8 @@ def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung
     from evaluators.hashing import sha256_file
 
     state = {"format": CHECKPOINT_FORMAT, "rung": rung, "epochs": epochs, "pruned": pruned,
-             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss": loss_state}
+             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss": loss_state,
+             "fairness": fairness or {}}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:
         torch.save(state, handle)
@@ -369,12 +371,14 @@ def _train_rung(
     import torch
 
     from evaluators.data import iterate_batches
+    from evaluators.fairness import fairness_training
     from evaluators.models import features_and_logits, prepare_for_export
     from evaluators.pruning import prune_uniform
     from evaluators.training import finetune_mix, train
 
+    fairness_state: dict[str, Any] = {}
     if job.start is not None:
-        model, loss_state = _restore(job.start, candidate, ctx)
+        model, loss_state, fairness_state = _restore(job.start, candidate, ctx)
         done, pruned = job.start.epochs, job.start.pruned
     else:
         torch.manual_seed(ctx.seed)
@@ -386,10 +390,14 @@ def _train_rung(
         with clock("teacher"):
             teacher, teacher_res = ctx.teacher(candidate)
     train_split = ctx.dataset.splits["train"]
+    fair = fairness_training(candidate.fairness_method, train_split.labels, train_split.groups,
+                             num_groups=len(ctx.dataset.group_names), num_classes=ctx.num_classes)
+    if fairness_state and hasattr(fair.weighting, "load_state_dict"):
+        fair.weighting.load_state_dict(fairness_state)
 
     def batches(epoch: int):  # type: ignore[no-untyped-def]
         return iterate_batches(train_split, candidate.resolution, candidate.batch_size, shuffle=True,
-                               augment=True, seed=ctx.seed * 1000 + done + epoch)
+                               augment=True, seed=ctx.seed * 1000 + done + epoch, sampler=fair.sampler)
 
     steps = -(-len(train_split.labels) // candidate.batch_size)
     mix = finetune_mix(candidate.loss) if pruned else candidate.loss
@@ -401,7 +409,8 @@ def _train_rung(
         result = train(model, batches, loss_mix=mix, epochs=job.epochs - done, lr=lr, device=ctx.device,
                        teacher=teacher, teacher_resolution=teacher_res, ema=candidate.ema,
                        steps_per_epoch=steps, features_and_logits=features_and_logits, seed=ctx.seed + done,
-                       step_context=step_context, initial_loss_state=loss_state)
+                       step_context=step_context, initial_loss_state=loss_state,
+                       group_weighting=fair.weighting)
         model, loss_state = result.model, result.loss_state
     if candidate.prune_ratio > 0 and not pruned:
         with clock("prune_finetune"):
@@ -411,12 +420,18 @@ def _train_rung(
             if candidate.finetune_epochs > 0:
                 model = train(model, batches, loss_mix=finetune_mix(mix), epochs=candidate.finetune_epochs,
                               lr=candidate.lr / 3, device=ctx.device, teacher=teacher, teacher_resolution=teacher_res,
-                              steps_per_epoch=steps, seed=ctx.seed, step_context=step_context).model
+                              steps_per_epoch=steps, seed=ctx.seed, step_context=step_context,
+                              group_weighting=fair.weighting).model
     model = model.cpu().eval()
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = _save_checkpoint(trial_dir / f"rung_{job.rung}.pt", model, loss_state, rung=job.rung,
-                                  epochs=job.epochs, pruned=pruned)
+                                  epochs=job.epochs, pruned=pruned, fairness=_fairness_state(fair))
     return model, checkpoint, teacher is not None
+
+
+def _fairness_state(fair: Any) -> dict[str, Any]:
+    """The fairness method's state to continue from (Group DRO's group weights), if it has one."""
+    return fair.weighting.state_dict() if hasattr(fair.weighting, "state_dict") else {}
 
 
 def run_rung(

@@ -18,6 +18,9 @@ Recipe (fixed, so that candidates differ only in what the space searches):
 - KD: teacher logits under ``no_grad`` on the batch resized to the teacher's resolution.
 - On CUDA: float16 autocast for the forward passes and a ``GradScaler``; the losses are computed
   in float32. On CPU: plain float32, bit-for-bit deterministic for a given ``seed`` and batches.
+- Group-aware training (``group_weighting``, a method of ``evaluators.fairness``): the batch's
+  group indices go to the loss, whose per-sample terms are reduced with the method's weights
+  instead of the mean. Without it (the ``none`` method) the loop is exactly the plain one.
 - When ``ce == 0`` the model's classifier got no gradient: at the end it is replaced by the
   linear equivalent of the ArcFace head (same argmax, see
   :meth:`~evaluators.losses.LossComputer.arcface_classifier_weight`), in the shipped model too.
@@ -38,7 +41,7 @@ import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from torch import nn
 
-from evaluators.losses import LossComputer
+from evaluators.losses import LossComputer, SampleWeighting
 from spaces.candidate import LossMix
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -145,13 +148,14 @@ def train(
     seed: int | None = None,
     step_context: StepContext | None = None,
     initial_loss_state: dict[str, torch.Tensor] | None = None,
+    group_weighting: SampleWeighting | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with ``loss_mix`` and return the model to ship.
 
     Args:
         model: A classifier whose ``features_and_logits`` gives ``(embedding, logits)``;
             moved to ``device`` and trained in place.
-        batches: ``epoch -> iterable of (x, y, g)``; ``g`` is not used by the loss.
+        batches: ``epoch -> iterable of (x, y, g)``; ``g`` is used only by ``group_weighting``.
         loss_mix: Loss weights. ``kd > 0`` needs ``teacher``.
         epochs: Passes over ``batches`` (>= 1).
         lr: Peak learning rate.
@@ -171,6 +175,10 @@ def train(
             compute lock, a progress tick, a cancellation check that raises to stop training).
         initial_loss_state: State of the loss module to continue from (ArcFace class centres of
             an earlier rung), loaded when its shapes fit.
+        group_weighting: Group-aware reduction of the per-sample loss terms
+            (:class:`~evaluators.losses.SampleWeighting`); ``None`` takes the plain mean. A
+            stateful one (Group DRO) continues from its current state, so one object shared by a
+            training run and its fine-tune carries its group weights over.
 
     Returns:
         A :class:`TrainResult`.
@@ -225,14 +233,18 @@ def train(
         model.train()
         sums: dict[str, float] = {}
         count = 0
-        for x, y, _groups in source:
+        for x, y, groups in source:
             with guard():
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 teacher_logits = _teacher_logits(teacher, x, teacher_resolution, use_amp)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                     embedding, logits = features_and_logits(model, x)
-                total, parts = loss_computer(embedding, logits, y, teacher_logits)
+                if group_weighting is None:
+                    total, parts = loss_computer(embedding, logits, y, teacher_logits)
+                else:
+                    total, parts = loss_computer(embedding, logits, y, teacher_logits,
+                                                 groups=groups.to(device), weighting=group_weighting)
                 if not math.isfinite(parts["total"]):
                     raise FloatingPointError(
                         f"training loss became {parts['total']} at epoch {epoch}, step {step} "

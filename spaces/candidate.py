@@ -22,6 +22,21 @@ register more, which is why a Candidate checks only that ``quant`` is a name).
   training images.
 """
 
+FAIRNESS_METHODS: tuple[str, ...] = ("none", "balanced_sampler", "reweight", "groupdro")
+"""Group-aware training methods every evaluator understands (``evaluators.fairness``).
+
+- ``none``: plain training, every sample weighs the same.
+- ``balanced_sampler``: training batches drawn with replacement, uniformly over the non-empty
+  group x class cells of the training split.
+- ``reweight``: each sample's loss weighted by 1 / frequency of its group x class cell
+  (weights of mean 1 over the training split).
+- ``groupdro``: online Group DRO (Sagawa et al. 2020): the loss is a weighted mean of the
+  groups' losses, the weights following an exponentiated-gradient ascent on the worst group.
+
+All but ``none`` need data with at least two groups. None of them changes the shipped model's
+graph: latency and the artifact's interface are the same for every method.
+"""
+
 
 class CandidateError(ValueError):
     """Raised when a parameter dictionary does not describe a valid Candidate."""
@@ -69,7 +84,8 @@ class Candidate:
 
     Invariants: ``0 < width``, ``resolution`` a positive multiple of 8 (callers resize to it),
     ``0 <= prune_ratio < 1``, ``quant`` a non-empty name (the evaluators' scheme registry resolves
-    it and fails fast on unknown names), ``epochs >= 1``.
+    it and fails fast on unknown names), ``epochs >= 1``,
+    ``fairness_method`` in :data:`FAIRNESS_METHODS`.
 
     Attributes:
         backbone: Name in the evaluators' backbone registry (e.g. ``mobilenetv3_small``).
@@ -87,6 +103,8 @@ class Candidate:
             fixed by ``--override pretrained=PATH``.
         warm_start: Start from the pretrained weights the search was given (``--pretrained``) for
             this backbone and width; a searched dimension where such weights exist.
+        fairness_method: Group-aware training method, one of :data:`FAIRNESS_METHODS`; studies
+            from before this field existed read as ``none``.
     """
 
     backbone: str
@@ -102,6 +120,7 @@ class Candidate:
     ema: bool = False
     pretrained: str | None = None
     warm_start: bool = False
+    fairness_method: str = "none"
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -112,6 +131,10 @@ class Candidate:
             raise CandidateError(f"prune_ratio={self.prune_ratio} must be in [0, 1)")
         if not isinstance(self.quant, str) or not self.quant.strip():
             raise CandidateError(f"quant={self.quant!r} must name a quantization scheme, e.g. {', '.join(QUANT_SCHEMES)}")
+        if self.fairness_method not in FAIRNESS_METHODS:
+            raise CandidateError(
+                f"fairness_method={self.fairness_method!r} is not one of {', '.join(FAIRNESS_METHODS)}"
+            )
         if self.epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise CandidateError("epochs >= 1, finetune_epochs >= 0, batch_size >= 1, lr > 0")
 
@@ -127,7 +150,11 @@ class Candidate:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "Candidate":
-        """Inverse of :meth:`to_params`; unknown keys raise :class:`CandidateError`."""
+        """Inverse of :meth:`to_params`; unknown keys raise :class:`CandidateError`.
+
+        Keys a field gained after a study started (``fairness_method``) take their defaults, so
+        the params of older trials still give their Candidate.
+        """
         params = dict(params)
         loss_fields = {f.name for f in dataclasses.fields(LossMix)}
         loss = {k[5:]: float(params.pop(k)) for k in list(params) if k.startswith("loss_")}
@@ -151,8 +178,13 @@ class Candidate:
         return cls(loss=LossMix(**loss), **params)
 
     def describe(self) -> str:
-        """One-line summary, e.g. ``mobilenetv3_small x0.75 @128 ce ls0.1 prune0.3 int8_static``."""
+        """One-line summary, e.g. ``mobilenetv3_small x0.75 @128 ce ls0.1 groupdro prune0.3 int8_static``.
+
+        The fairness method shows only when it is not ``none``.
+        """
         text = f"{self.backbone} x{self.width:g} @{self.resolution} {self.loss.describe()}"
+        if self.fairness_method != "none":
+            text += f" {self.fairness_method}"
         if self.prune_ratio:
             text += f" prune{self.prune_ratio:g}"
         if self.ema:

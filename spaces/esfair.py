@@ -1,16 +1,20 @@
 """The ``esfair`` space: skin-lesion classification, fair across skin tones, fast on a Raspberry Pi.
 
 Modelled on the ESWEEK ESFair challenge: accuracy, SPD-based fairness against the minority
-skin-tone group, and latency on the device. All six dimensions are searched jointly: backbone,
-width, input resolution, loss mix, structured-pruning ratio and quantization scheme (plus the
-learning rate and EMA of weights).
+skin-tone group, and latency on the device. All seven dimensions are searched jointly: backbone,
+width, input resolution, loss mix, group-aware training method, structured-pruning ratio and
+quantization scheme (plus the learning rate and EMA of weights).
+
+``fairness_method`` was added after the first studies: Optuna's define-by-run spaces let a
+resumed study sample it for new trials while its older trials simply lack the param (they read
+as ``none``, see :meth:`Candidate.from_params`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from spaces.candidate import QUANT_SCHEMES, Candidate, LossMix
+from spaces.candidate import FAIRNESS_METHODS, QUANT_SCHEMES, Candidate, LossMix
 from spaces.registry import SampleContext, TrialLike, register_space
 from spaces.scores import esfair_score
 from spaces.task import Detail, Objective, Task
@@ -92,6 +96,8 @@ def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
         width=width,
         resolution=trial.suggest_categorical("resolution", list(RESOLUTIONS)),
         loss=loss,
+        fairness_method=(trial.suggest_categorical("fairness_method", list(FAIRNESS_METHODS))
+                         if context.grouped_data else "none"),
         prune_ratio=trial.suggest_float("prune_ratio", 0.0, 0.7, step=0.1),
         quant=trial.suggest_categorical("quant", list(QUANT_SCHEMES)),
         lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),

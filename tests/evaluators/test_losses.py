@@ -145,3 +145,23 @@ def test_shape_errors(batch):
         computer(embedding[:, :4], logits, y)
     with pytest.raises(ValueError, match="logits"):
         computer(embedding, logits[:, :2], y)
+
+
+def test_arcface_term_is_bitwise_pml_arcface_mean(batch):
+    """The term reduces ArcFace's per-sample losses itself: exactly pml's own mean reduction."""
+    from pytorch_metric_learning.losses import ArcFaceLoss
+
+    embedding, logits, y, _ = batch
+    computer = LossComputer(LossMix(ce=0.0, arcface=1.0), CLASSES, DIM)
+    reference = ArcFaceLoss(num_classes=CLASSES, embedding_size=DIM, margin=28.6, scale=30.0)
+    reference.W.data.copy_(computer.arcface.W.data)
+    total, _ = computer(embedding, logits, y)
+    assert torch.equal(total, reference(embedding, y))
+
+
+def test_per_sample_distillation_averages_to_batchmean():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(6, 3, generator=generator), torch.randn(6, 3, generator=generator)
+    per_sample = distillation_loss(student, teacher, reduction="none")
+    assert per_sample.shape == (6,) and torch.all(per_sample >= 0)
+    assert float(per_sample.mean()) == pytest.approx(float(distillation_loss(student, teacher)), rel=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from spaces import Candidate, CandidateError, LossMix, UnknownSpaceError, get_space, list_spaces
+from spaces import FAIRNESS_METHODS, Candidate, CandidateError, LossMix, UnknownSpaceError, get_space, list_spaces
 from spaces.esfair import BACKBONES, RESOLUTIONS
 
 
@@ -19,15 +19,17 @@ def test_candidate_round_trips_through_params() -> None:
 def test_every_sampled_esfair_candidate_round_trips_through_optuna_params() -> None:
     space = get_space("esfair")
     study = optuna.create_study(directions=space.task.directions, sampler=optuna.samplers.RandomSampler(seed=1))
-    seen_backbones = set()
+    seen_backbones, seen_methods = set(), set()
     for _ in range(60):
         trial = study.ask()
         cand = space.sample(trial)
         assert Candidate.from_params(trial.params) == cand
         assert cand.resolution in RESOLUTIONS and 0 <= cand.prune_ratio <= 0.7
         seen_backbones.add(cand.backbone)
+        seen_methods.add(cand.fairness_method)
         study.tell(trial, [0.5, 0.1, 1.0])
     assert seen_backbones == set(BACKBONES)
+    assert seen_methods == set(FAIRNESS_METHODS)
 
 
 @pytest.mark.parametrize("kwargs, problem", [
