@@ -172,7 +172,8 @@ class Driver:
             or ``"go"``.
         """
         while self.pending and len(self.slots.running()) < self.slots.capacity():
-            self.slots.start(self.pending.pop(0))
+            job = self.pending.pop(0)
+            self._start(job.trial, lambda trial, job=job: job)
         while len(self.slots.running()) < self.slots.capacity():
             if not self._can_start():
                 return ""
@@ -183,14 +184,17 @@ class Driver:
                 time.sleep(self.dispatch_delay_s)
             if self.stop.requested:
                 return ""
-            try:
-                job = self.scheduler.first_job(trial)
-                self.slots.start(job)
-            except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails like any other
-                record_failure(trial, failure_reason(exc), self.scheduler.study_dir / f"trial_{trial.number}",
-                               traceback.format_exc())
-                self._tell(trial, None, failed=True)
+            self._start(trial, self.scheduler.first_job)
         return "go"
+
+    def _start(self, trial: Any, make_job: Callable[[Any], Job]) -> None:
+        """Dispatch ``make_job(trial)``; a job that cannot start fails its trial with the reason."""
+        try:
+            self.slots.start(make_job(trial))
+        except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails like any other
+            record_failure(trial, failure_reason(exc), self.scheduler.study_dir / f"trial_{trial.number}",
+                           traceback.format_exc())
+            self._tell(trial, None, failed=True)
 
     def _keep_alive(self) -> None:
         now = time.monotonic()

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from search.config import SearchConfig
 from search.executors.jobs import Job, JobDone
@@ -34,15 +34,17 @@ class RaySlots:
     Args:
         session: The connected Ray session (its capacity bounds the tasks in flight).
         config: The worker configuration sent with every task.
+        task: The task function (``run_job_task``; tests give a cheap one with its signature).
     """
 
-    def __init__(self, session: RaySession, config: WorkerConfig) -> None:
+    def __init__(self, session: RaySession, config: WorkerConfig,
+                 task: Callable[..., WorkerResult] = run_job_task) -> None:
         import ray
 
         self.session = session
         self.config = config
         self._remote = ray.remote(num_cpus=session.options.trial_cpus, num_gpus=session.options.trial_gpus,
-                                  max_retries=0)(run_job_task)
+                                  max_retries=0)(task)
         self._config_ref = ray.put(config)
         self._running: dict[Any, Job] = {}
 

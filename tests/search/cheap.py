@@ -48,8 +48,10 @@ def cheap_outcome(job: Job) -> RungOutcome:
         params=1000, macs=1000, artifact_path=str(job.trial_dir / "model.onnx"), artifact_sha256="0" * 64,
         fingerprint="fp", epochs=job.rung.epochs,
     )
-    checkpoint = Checkpoint(str(job.trial_dir / f"rung_{job.rung.rung}.pt"), "1" * 64, job.rung.rung,
-                            job.rung.epochs, False)
+    path = job.trial_dir / f"rung_{job.rung.rung}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"cheap checkpoint")
+    checkpoint = Checkpoint(str(path), "1" * 64, job.rung.rung, job.rung.epochs, False)
     return RungOutcome(job.rung, screen, metrics, checkpoint, {"train": 0.01}, [], False, True)
 
 

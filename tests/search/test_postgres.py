@@ -18,7 +18,7 @@ from tests.search.scaleutil import CHEAP, SCREENED_OUT
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-FLEET_TABLES = {"hwsearch_agents", "hwsearch_artifacts", "hwsearch_jobs", "hwsearch_latency_cache"}
+FLEET_TABLES = {"hwsearch_agents", "hwsearch_artifacts", "hwsearch_jobs", "hwsearch_latency_rounds"}
 
 
 def test_launcher_with_two_jobs_on_postgres_keeps_study_and_fleet_tables_there(
@@ -40,7 +40,7 @@ def test_launcher_with_two_jobs_on_postgres_keeps_study_and_fleet_tables_there(
     assert engine.dialect.name == "postgresql"
     assert FLEET_TABLES <= set(sqlalchemy.inspect(engine).get_table_names())
     with engine.connect() as conn:
-        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM hwsearch_latency_cache")).scalar() >= 1
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM hwsearch_latency_rounds")).scalar() >= 1
 
     again = cli("search.launch", *args, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
