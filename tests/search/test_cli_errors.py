@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.search.clirun import assert_one_line_error
+
 
 def run_cli(*args: str, cwd: Path, module: str = "search.launch") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(cwd)}
     env.pop("HWSEARCH_STORAGE", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in error_lines[0], error_lines[0]
 
 
 def test_unknown_space_lists_known_spaces(tmp_path: Path) -> None:

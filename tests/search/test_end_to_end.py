@@ -22,23 +22,26 @@ pytestmark = pytest.mark.slow
 STAGES = {"screen", "train", "export_quantize", "evaluate", "latency"}
 
 
-def independent_accuracy(model: Path, split_root: Path, class_names: list[str], resolution: int) -> float:
-    """Accuracy of ``model`` on the images under ``split_root/<group>/<class>/`` with nothing but
-    Pillow, numpy and onnxruntime, following the model card's preprocessing."""
+def independent_figures(model: Path, split_root: Path, class_names: list[str], resolution: int,
+                        minority: str) -> dict[str, object]:
+    """Accuracy, per-group accuracy and ESFair SPD of ``model`` on ``split_root/<group>/<class>/*.png``,
+    one image per run, with nothing but Pillow, numpy and onnxruntime (the published preprocessing:
+    RGB, bilinear resize to R x R straight from the file, /255, ImageNet mean and std)."""
     import onnxruntime as ort
 
-    card = json.loads((model.parent / "model_card.json").read_text())
-    mean = np.array(card["preprocessing"]["mean"], dtype=np.float32)[:, None, None]
-    std = np.array(card["preprocessing"]["std"], dtype=np.float32)[:, None, None]
+    mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+    std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    correct = total = 0
+    hits: dict[str, list[bool]] = {}
     for path in sorted(split_root.glob("*/*/*.png")):
-        image = Image.open(path).convert("RGB").resize((resolution, resolution), Image.BILINEAR)
-        x = ((np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0 - mean) / std)[None]
-        pred = int(session.run(None, {"input": x.astype(np.float32)})[0].argmax())
-        correct += int(class_names[pred] == path.parent.name)
-        total += 1
-    return correct / total
+        pixels = np.asarray(Image.open(path).convert("RGB").resize((resolution, resolution), Image.BILINEAR))
+        x = np.ascontiguousarray(np.moveaxis((pixels.astype(np.float32) / np.float32(255.0) - mean) / std, -1, 0))
+        pred = int(session.run(None, {"input": x[None]})[0].argmax())
+        hits.setdefault(path.parent.parent.name, []).append(class_names[pred] == path.parent.name)
+    per_group = {group: sum(h) / len(h) for group, h in hits.items()}
+    spd = sum(abs(acc - per_group[minority]) for acc in per_group.values()) / len(per_group)
+    total = [h for group in hits.values() for h in group]
+    return {"accuracy": sum(total) / len(total), "per_group_accuracy": per_group, "spd": spd}
 
 
 def test_search_export_and_independent_reevaluation(tiny_data: Path, tmp_path: Path) -> None:
@@ -75,9 +78,17 @@ def test_search_export_and_independent_reevaluation(tiny_data: Path, tmp_path: P
     card = json.loads((out / "model_card.json").read_text())
     assert card["trial"] == number and card["latency"]["device"] in (out / "model_card.md").read_text()
 
-    accuracy = independent_accuracy(out / "model.onnx", tiny_data / "test", card["class_names"],
-                                    card["candidate"]["resolution"])
-    assert accuracy == pytest.approx(card["test"]["accuracy"], abs=1e-9)
+    for number in pareto:
+        trial = study.trials[number]
+        stored = study.user_attrs[attrs.test_metrics_key(number)]
+        figures = independent_figures(Path(trial.user_attrs[attrs.ARTIFACT_PATH]), tiny_data / "test",
+                                      trial.user_attrs[attrs.METRICS]["class_names"],
+                                      int(trial.user_attrs[attrs.CANDIDATE]["resolution"]),
+                                      stored["fairness"]["minority_group"])
+        assert figures["accuracy"] == stored["accuracy"]
+        assert figures["per_group_accuracy"] == stored["per_group_accuracy"]
+        assert figures["spd"] == pytest.approx(stored["fairness"]["spd"], abs=1e-12)
+        assert stored["eval_batch"] == 1
 
 
 def test_pick_best_score_and_bad_trial_number(tiny_data: Path, tmp_path: Path) -> None:

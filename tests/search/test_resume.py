@@ -14,7 +14,7 @@ import pytest
 
 from search import attrs
 from tests.search.clirun import TINY_ARGS, cli, spawn
-from tests.search.scaleutil import CHEAP
+from tests.search.scaleutil import cheap_with_epochs
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,9 +29,8 @@ def _trials(url: str) -> list[Any]:
 
 
 def _ladder_args(data: Path) -> tuple[str, ...]:
-    """CHEAP candidates without its fixed epochs: rungs of 1, 2 and 40 epochs, eta 2."""
-    pairs = [CHEAP[i:i + 2] for i in range(0, len(CHEAP) - 1, 2)]
-    overrides = [a for pair in pairs if pair != ("--override", "epochs=1") for a in pair] + ["--no-progress"]
+    """CHEAP candidates in rungs of 1, 2 and 20 epochs, eta 2."""
+    overrides = cheap_with_epochs(None)
     return ("--data", str(data), "--rungs", "1,2,20", "--eta", "2", "--trials", "8", "--timeout", "900",
             "--latency", "fake", "--out", "runs", *overrides)
 
