@@ -168,6 +168,10 @@ class SearchConfig:
             from evaluators.quantization import SCHEMES
 
             SCHEMES.get(str(quant))
+        if args.pretrained:
+            from evaluators.warm_start import WeightsSource
+
+            WeightsSource.from_option(args.pretrained)
         out_dir = Path(args.out).expanduser().resolve()
         return cls(
             space=space.name, study=args.study or space.name,

@@ -203,7 +203,7 @@ def run(config: SearchConfig) -> int:
             progress = SearchProgress(remaining, task, rungs, disable=config.no_progress)
             try:
                 execute(run_, session, [progress, guard], remaining_s=remaining, stop=StopSignal(),
-                        on_tick=progress.tick)
+                        on_tick=progress.tick, on_rung=progress.rung_finished)
             finally:
                 progress.close()
         trials = study.get_trials(deepcopy=False)

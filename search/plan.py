@@ -47,6 +47,16 @@ class CostModel:
     overhead_s: float = DEFAULT_OVERHEAD_S
     _rates: list[float] = field(default_factory=list)
     _overheads: list[float] = field(default_factory=list)
+    _macs: list[float] = field(default_factory=list)
+
+    @property
+    def observed(self) -> bool:
+        """True once a finished job has been timed."""
+        return bool(self._rates)
+
+    def typical_epoch_seconds(self) -> float:
+        """Epoch cost of the median candidate trained so far (by MACs)."""
+        return self.epoch_seconds(statistics.median(self._macs)) if self._macs else 0.0
 
     def epoch_seconds(self, macs: float) -> float:
         """Estimated seconds of one training epoch of a model with ``macs`` MACs per image."""
@@ -60,6 +70,7 @@ class CostModel:
         """Learn from a finished job (its MACs, epochs trained, training and other seconds)."""
         if macs > 0 and epochs > 0 and train_s > 0:
             self._rates.append(train_s / (float(macs) * self.images * epochs))
+            self._macs.append(float(macs))
             self.rate = statistics.median(self._rates)
         if other_s >= 0:
             self._overheads.append(other_s)
@@ -98,7 +109,7 @@ class Plan:
         ladder = " → ".join(str(e) for e in self.rungs)
         counts = ", ".join(f"~{n:.0f} at {e} epoch{'s' if e > 1 else ''}" for n, e in zip(self.expected, self.rungs))
         spent = f" ({self.spent_s:.0f} s spent earlier)" if self.spent_s else ""
-        cap = f", at most {self.cap} candidates" if self.cap else ""
+        cap = f", at most {self.cap} candidate{'s' if self.cap != 1 else ''}" if self.cap else ""
         return (f"plan: {self.remaining_s:.0f} s of a {self.budget_s:.0f} s budget{spent}; rungs {ladder} epochs "
                 f"(η={self.eta}, ~{self.epoch_s:.1f} s per epoch of a typical candidate): {counts}{cap}")
 

@@ -67,6 +67,7 @@ class SearchProgress:
         self.log = (log or sys.stdout) if disable else None
         self.best: dict[str, float] = {}
         self.occupancy = ""
+        self.last = ""
 
     def tick(self, driver: Any) -> None:
         """Advance to the driver's elapsed seconds and show the rung occupancy."""
@@ -78,7 +79,18 @@ class SearchProgress:
 
     def _postfix(self) -> str:
         best = " ".join(f"{k} {v:.3g}" for k, v in self.best.items())
-        return f"{self.occupancy}" + (f" | best {best}" if best else "")
+        return f"{self.occupancy}" + (f" | best {best}" if best else "") + (f" | last {self.last}" if self.last else "")
+
+    def rung_finished(self, job: Any, record: dict[str, Any], kind: str, reason: str) -> None:
+        """Show a finished rung at once (a trial's first figures arrive after its first rung)."""
+        verdict = {"complete": "complete", "continue": "promoted", "wait": "waits for a decision",
+                   "stop": "stopped"}[kind]
+        self.last = f"#{job.number} {record['epochs']}ep {_figures(self.task, record.get('values'))} {verdict}"
+        self.bar.set_postfix_str(self._postfix())
+        if self.log is not None and kind in ("continue", "wait"):
+            print(f"trial {job.number} rung {record['rung']} ({record['epochs']} epochs) in {record['seconds']:.0f} s: "
+                  f"{_figures(self.task, record.get('values'))} -> {verdict}" + (f" ({reason})" if reason else ""),
+                  file=self.log, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
         if trial.state.name == "COMPLETE" and trial.user_attrs.get(attrs.FEASIBLE) and trial.values:

@@ -104,6 +104,7 @@ def local_slots(run: SearchRun) -> Any:
 def execute(
     run: SearchRun, session: Any, callbacks: Sequence[Callable[[Any, Any], None]], *,
     remaining_s: float, stop: Any, on_tick: Callable[[Any], None] | None = None,
+    on_rung: Callable[..., None] | None = None,
 ) -> Any:
     """Run the search's jobs until the budget or the ``--trials`` cap is spent.
 
@@ -134,7 +135,8 @@ def execute(
         typical_epoch_s=run.typical_epoch_s, kd=run.teacher_epochs > 0, study_dir=run.study_dir,
     )
     driver = Driver(study=run.study, claims=claims, slots=slots, scheduler=scheduler, task=run.task,
-                    callbacks=callbacks, stop=stop, on_tick=on_tick, grace_s=max(60.0, 0.1 * config.timeout_s))
+                    callbacks=callbacks, stop=stop, on_tick=on_tick, on_rung=on_rung,
+                    grace_s=max(60.0, 0.1 * config.timeout_s))
     try:
         driver.run()
     finally:

@@ -94,13 +94,16 @@ class Driver:
         callbacks: ``callback(study, frozen_trial)`` after each told trial.
         stop: The stop flag (signals).
         on_tick: Called every loop with the driver (progress display).
+        on_rung: Called after every finished rung with the job, its rung record and the verdict's
+            kind and reason (progress display, logs).
         grace_s: How long past the deadline running jobs may take before they are stopped.
     """
 
     def __init__(
         self, *, study: Any, claims: TrialBudget, slots: JobSlots, scheduler: Scheduler, task: Task,
         callbacks: Sequence[Callable[[Any, Any], None]] = (), stop: StopSignal | None = None,
-        on_tick: Callable[["Driver"], None] | None = None, grace_s: float = 60.0,
+        on_tick: Callable[["Driver"], None] | None = None,
+        on_rung: Callable[[Job, dict[str, Any], str, str], None] | None = None, grace_s: float = 60.0,
     ) -> None:
         self.study = study
         self.claims = claims
@@ -110,6 +113,7 @@ class Driver:
         self.callbacks = list(callbacks)
         self.stop = stop or StopSignal()
         self.on_tick = on_tick
+        self.on_rung = on_rung
         self.grace_s = grace_s
         self.owned: dict[int, Any] = {}
         self.pending: list[Job] = []
@@ -226,13 +230,15 @@ class Driver:
         record_rung(trial, outcome, self.task, record)
         self.scheduler.observe(job, outcome)
         self.rung_counts[job.rung.rung] = self.rung_counts.get(job.rung.rung, 0) + 1
-        self._apply(job, record, outcome.metrics.macs, final=False)
         self._decide_waiting(final=False, rung=job.rung.rung)
+        self._apply(job, record, outcome.metrics.macs, final=False)
 
     def _apply(self, job: Job, record: dict[str, Any], macs: float, *, final: bool) -> None:
         """Act on the verdict after ``job``'s rung: tell, promote, park or stop the trial."""
         trial = job.trial
         verdict = self.scheduler.after_rung(job, record, macs, final=final)
+        if self.on_rung is not None:
+            self.on_rung(job, record, verdict.kind, verdict.reason)
         if verdict.kind == "complete":
             self._tell(trial, record_complete(trial, self.task))
             return

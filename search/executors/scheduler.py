@@ -86,9 +86,17 @@ class Scheduler:
         return self.deadline - time.monotonic()
 
     def new_candidate_fits(self) -> bool:
-        """Whether a new candidate's first rung is expected to end before the deadline."""
-        estimate = self.typical_epoch_s * self.rungs[0] + self.cost.overhead_s
-        return estimate <= self.remaining_s()
+        """Whether a new candidate's first rung is expected to end before the deadline.
+
+        Until a job of this run has been timed the estimate is only the probe's (a busy machine
+        can make it many times too high), so the first candidate always starts while budget is
+        left; the budget's hard stop still bounds it.
+        """
+        if self.remaining_s() <= 0:
+            return False
+        if not self.cost.observed:
+            return True
+        return self.typical_epoch_s * self.rungs[0] + self.cost.overhead_s <= self.remaining_s()
 
     def _kd_at(self, candidate: Candidate, rung: int) -> bool:
         """KD from rung 1 on (rung 0 of a laddered search trains without the teacher)."""
@@ -184,3 +192,4 @@ class Scheduler:
         epochs = job.rung.epochs - start + (job.candidate.finetune_epochs if "prune_finetune" in stages else 0)
         if outcome.metrics is not None:
             self.cost.observe(outcome.metrics.macs, epochs, trained, other)
+            self.typical_epoch_s = self.cost.typical_epoch_seconds()

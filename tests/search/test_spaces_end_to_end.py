@@ -132,3 +132,21 @@ def test_every_bad_value_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str,
     assert result.returncode == 2, result.stdout + result.stderr
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "runs" / "hwsearch.db").exists()
+
+
+def test_a_search_warm_starts_from_a_local_weights_file(image_folder: Path, tmp_path: Path) -> None:
+    import torch
+
+    from evaluators.models import build_model
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save(build_model("mobilenetv3_small", 0.75, 1000).state_dict(), weights / "mobilenetv3_small_075.pth")
+    result = cli("search.launch", "--space", "lpirc", "--data", str(image_folder), "--trials", "1",
+                 "--pretrained", str(weights), "--override", "backbone=mobilenetv3_small", "--override", "width=0.75",
+                 "--override", "warm_start=true", "--latency", "fake", "--out", "runs", *TINY_ARGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warm starts offered for mobilenetv3_small x0.75" in result.stdout
+    trial = _study(tmp_path, "lpirc").trials[0]
+    assert trial.state.name == "COMPLETE" and trial.user_attrs[attrs.CANDIDATE]["warm_start"] is True
+    assert " warm " in trial.user_attrs[attrs.CANDIDATE_TEXT]

@@ -75,3 +75,24 @@ def test_baselines_are_valid_esfair_candidates() -> None:
     winner = baselines["esfair-winner-mobileone-s0"]
     assert winner.resolution == 128 and winner.ema and winner.loss.arcface > 0 and winner.loss.triplet > 0
     assert winner.loss.kd > 0
+
+
+def test_warm_start_is_a_dimension_only_where_weights_exist() -> None:
+    from spaces import SampleContext
+
+    space = get_space("esfair")
+    context = SampleContext(warm_starts=frozenset({("mobilenetv3_small", 0.75)}))
+    study = optuna.create_study(directions=space.task.directions, sampler=optuna.samplers.RandomSampler(seed=3))
+    offered = set()
+    for _ in range(120):
+        trial = study.ask()
+        candidate = space.sample(trial, context)
+        has = (candidate.backbone, candidate.width) == ("mobilenetv3_small", 0.75)
+        assert ("warm_start" in trial.params) == has
+        if has:
+            offered.add(candidate.warm_start)
+        else:
+            assert not candidate.warm_start
+        assert Candidate.from_params(trial.params) == candidate
+        study.tell(trial, [0.5, 0.1, 1.0])
+    assert offered == {False, True}
