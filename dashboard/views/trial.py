@@ -86,8 +86,9 @@ def _figures(metrics: Mapping[str, Any], latency: Mapping[str, Any], info: Study
     st.dataframe(detail.figures_frame(shown, info), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in detail.FIGURE_COLUMNS[2:]})
     epochs = f" after {int(row['epochs'])} epochs" if not pd.isna(row["epochs"]) else ""
+    within = " (resampled within each group)" if metrics.get("per_group_accuracy") else ""
     st.caption(f"Split {metrics.get('split', '?')}{epochs}, evaluated at batch {metrics.get('eval_batch', 1)}; "
-               "intervals: bootstrap 95 % (resampled within each group), the median's 95 % CI for latency.")
+               f"intervals: bootstrap 95 %{within}, the median's 95 % CI for latency.")
 
 
 def _candidate(trial: Any, row: pd.Series) -> None:
