@@ -1,11 +1,13 @@
-"""Plotly figure builders (pure: frames in, figures out; no Streamlit, no storage).
+"""Plotly figures of the Pareto and Insight pages (pure: frames in, figures out; no Streamlit, no storage).
 
-Pareto charts draw four kinds of points, in this order: dominated feasible trials in grey,
-infeasible (over-budget) trials as red crosses, Pareto trials coloured by the chosen dimension,
-then baselines as stars with their recipe name. Untrained infeasible trials have a measured
-latency only: in projections with latency on x they sit on a rug under the lowest measured
-point of the y objective, and hovering says so; elsewhere they are left out. Latency axes say
-FAKE when any plotted figure is computed by the fake backend.
+Pareto charts draw, in this order: dominated feasible trials in grey; trials stopped at a lower
+rung as faint open circles at their last rung's figures (coloured by rung when the chart is
+coloured by fidelity); infeasible trials (screened out, over a budget, under a floor) as red
+crosses; the front coloured by the chosen dimension; a black ring around each front member that
+is dominated within noise (hover says by which trial); baselines as stars. Screened-out trials
+have a measured latency only: in projections with latency on x they sit on a rug under the
+lowest point of the y objective, and hovering says so; elsewhere they are left out. Latency axes
+say FAKE (or EMULATED, PREDICTED) when a plotted figure is not a measurement on the device.
 """
 
 from __future__ import annotations
@@ -18,21 +20,38 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 
-from dashboard.data import PARAM_PREFIX, StudyInfo
-from dashboard.pareto import FRONT_DOMINATED, FRONT_INFEASIBLE, FRONT_PARETO
+from dashboard.data import PARAM_PREFIX, SOURCE_LABELS, half_width_column
+from dashboard.fidelity import stopped_text
+from dashboard.info import StudyInfo
+from dashboard.pareto import FRONT_DOMINATED, FRONT_INFEASIBLE, FRONT_MEMBERS, FRONT_NOISE, FRONT_PARETO, FRONT_STOPPED
 
 GREY = "#b8b8b8"
+STOPPED_GREY = "#d9d9d9"
 INFEASIBLE_RED = "#d62728"
 FRONT_COLOUR = "#1f77b4"
 PALETTE: tuple[str, ...] = tuple(qualitative.D3) + tuple(qualitative.Set2)
 MAX_CATEGORIES = len(PALETTE)
 NO_COLOUR = "(none)"
-FAKE_AXIS_NOTE = " (FAKE: computed, not measured)"
+FIDELITY_DIMENSIONS: tuple[str, ...] = ("rung", "epochs")
+"""Frame columns the front (and stopped trials) can be coloured by besides the parameters."""
+NOISE_RING = "dominated within noise"
+LATENCY_NOTES: dict[str, str] = {
+    "fake": " (FAKE: computed, not measured)",
+    "emulated": " (EMULATED: not the device's speed)",
+    "predicted": " (PREDICTED: not measured)",
+}
+FAKE_AXIS_NOTE = LATENCY_NOTES["fake"]
 
 
-def axis_title(name: str, info: StudyInfo, fake: bool) -> str:
-    """Axis title of objective ``name``; latency says FAKE when ``fake``."""
-    return name + (FAKE_AXIS_NOTE if fake and name == info.latency_objective else "")
+def latency_note(frame: pd.DataFrame) -> str:
+    """The axis note of the latency figures in ``frame`` (``""`` when all are measured)."""
+    sources = set(frame["latency_source"]) if len(frame) else set()
+    return next((LATENCY_NOTES[s] for s in SOURCE_LABELS if s in sources), "")
+
+
+def axis_title(name: str, info: StudyInfo, note: str) -> str:
+    """Axis title of ``name``; the latency objective carries ``note`` (:func:`latency_note`)."""
+    return name + (note if name == info.latency_objective else "")
 
 
 def budget_line(figure: go.Figure, x: float, text: str, log: bool) -> None:
@@ -48,17 +67,31 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _objective_line(row: pd.Series, name: str, info: StudyInfo) -> str:
+    half = row.get(half_width_column(name), math.nan)
+    interval = f" ± {half:.2g}" if isinstance(half, float) and not math.isnan(half) else ""
+    label = SOURCE_LABELS.get(row.get("latency_source", ""), "") if name == info.latency_objective else ""
+    load = " under load" if name == info.latency_objective and row.get("under_load") else ""
+    return f"{name}: {_fmt(row[name])}{interval}{' ' + label if label else ''}{load}"
+
+
 def hover_texts(rows: pd.DataFrame, info: StudyInfo) -> list[str]:
-    """Hover text per row: trial, candidate, objectives (FAKE latency marked), status."""
+    """Hover text per row: trial, candidate, objectives with ± (non-measured latency marked), status."""
     texts = []
     for _, row in rows.iterrows():
         lines = [f"<b>trial {int(row['number'])}</b> ({row.get('front', row['state'])})", str(row["candidate"])]
-        for name in info.objective_names:
-            fake = " FAKE" if name == info.latency_objective and row.get("fake_latency") else ""
-            lines.append(f"{name}: {_fmt(row[name])}{fake}")
+        lines += [_objective_line(row, name, info) for name in info.objective_names]
+        if not pd.isna(row.get("epochs", math.nan)):
+            lines.append(f"figures after {int(row['epochs'])} epochs")
+        if row["state"] == "PRUNED":
+            lines.append(stopped_text(row, info))
+        if not pd.isna(row.get("dominated_by", pd.NA)):
+            lines.append(f"dominated within noise by trial {int(row['dominated_by'])}")
         if not row["trained"]:
             reason = f" ({row['infeasible_reason']})" if row["infeasible_reason"] else ""
             lines.append(f"not trained: latency only{reason}")
+        elif row.get("front") == FRONT_INFEASIBLE and row["infeasible_reason"]:
+            lines.append(f"infeasible: {row['infeasible_reason']}")
         if row["baseline"]:
             lines.append(f"baseline: {row['baseline']}")
         texts.append("<br>".join(lines))
@@ -72,19 +105,31 @@ def ordered_values(column: pd.Series) -> list[str]:
         values = sorted(values, key=float)
     except (TypeError, ValueError):
         values = sorted(values, key=str)
-    return [str(v) for v in values]
+    return [_label(v) for v in values]
+
+
+def _label(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def colour_column(frame: pd.DataFrame, dimension: str) -> str | None:
+    """Frame column of colour dimension ``dimension``: a fidelity column (the epochs behind the figures,
+    not the candidate's ``epochs`` parameter), else a parameter, else None."""
+    if dimension in FIDELITY_DIMENSIONS and dimension in frame.columns:
+        return dimension
+    return PARAM_PREFIX + dimension if PARAM_PREFIX + dimension in frame.columns else None
 
 
 def colour_map(frame: pd.DataFrame, dimension: str) -> dict[str, str] | None:
-    """Stable colour per value of parameter ``dimension`` over the whole study.
+    """Stable colour per value of ``dimension`` (a parameter or fidelity column) over the whole study.
 
     Returns None for a numeric dimension with more values than :data:`MAX_CATEGORIES` (drawn
-    with a continuous scale instead).
+    with a continuous scale instead), ``{}`` for an unknown dimension.
     """
-    column = frame.get(PARAM_PREFIX + dimension)
+    column = colour_column(frame, dimension)
     if column is None:
         return {}
-    keys = ordered_values(column)
+    keys = ordered_values(frame[column])
     if len(keys) > MAX_CATEGORIES and pd.to_numeric(pd.Series(keys), errors="coerce").notna().all():
         return None
     return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(keys)}
@@ -102,7 +147,7 @@ def _coords(rows: pd.DataFrame, axes: Sequence[str]) -> dict[str, np.ndarray]:
     return {axis: rows[name].to_numpy(dtype=float) for axis, name in zip(("x", "y", "z"), axes)}
 
 
-def _scatter(three_d: bool, rows: pd.DataFrame, axes: Sequence[str], info: StudyInfo, **kwargs: Any):
+def _scatter(three_d: bool, rows: pd.DataFrame, axes: Sequence[str], info: StudyInfo, **kwargs: Any) -> Any:
     trace_type = go.Scatter3d if three_d else go.Scatter
     return trace_type(
         mode=kwargs.pop("mode", "markers"), hovertext=hover_texts(rows, info), hoverinfo="text",
@@ -110,63 +155,79 @@ def _scatter(three_d: bool, rows: pd.DataFrame, axes: Sequence[str], info: Study
     )
 
 
-def _front_traces(front: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], info: StudyInfo,
-                  colour_by: str, three_d: bool) -> list[Any]:
-    size = 6 if three_d else 11
-    line = {"color": "#222222", "width": 1}
-    if colour_by == NO_COLOUR or PARAM_PREFIX + colour_by not in frame.columns:
-        return [_scatter(three_d, front, axes, info, name=FRONT_PARETO,
-                         marker={"color": FRONT_COLOUR, "size": size, "line": line})]
-    column = PARAM_PREFIX + colour_by
+def _coloured(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], info: StudyInfo, colour_by: str,
+              three_d: bool, name: str, marker: dict[str, Any]) -> list[Any]:
+    """Traces of ``rows`` coloured by ``colour_by`` (one per value, or one on a continuous scale)."""
+    column = colour_column(frame, colour_by) if colour_by != NO_COLOUR else None
+    if column is None:
+        return [_scatter(three_d, rows, axes, info, name=name, marker={"color": FRONT_COLOUR, **marker})]
     colours = colour_map(frame, colour_by)
     if colours is None:
         values = pd.to_numeric(frame[column], errors="coerce")
         low, high = float(values.min()), float(values.max())
-        scaled = (pd.to_numeric(front[column], errors="coerce") - low) / ((high - low) or 1.0)
-        marker = {"color": sample_colorscale("Viridis", scaled.fillna(0).tolist()), "size": size, "line": line}
-        return [_scatter(three_d, front, axes, info, name=f"{FRONT_PARETO} ({colour_by}: low→high)",
-                         marker=marker)]
+        scaled = (pd.to_numeric(rows[column], errors="coerce") - low) / ((high - low) or 1.0)
+        return [_scatter(three_d, rows, axes, info, name=f"{name} ({colour_by}: low→high)",
+                         marker={**marker, "color": sample_colorscale("Viridis", scaled.fillna(0).tolist())})]
     traces = []
+    labels = rows[column].map(_label)
     for value, colour in colours.items():
-        rows = front[front[column].astype(str) == value]
-        if len(rows):
-            traces.append(_scatter(three_d, rows, axes, info, name=f"{FRONT_PARETO}: {colour_by}={value}",
-                                   marker={"color": colour, "size": size, "line": line}))
+        subset = rows[labels == value]
+        if len(subset):
+            traces.append(_scatter(three_d, subset, axes, info, name=f"{name}: {colour_by}={value}",
+                                   marker={**marker, "color": colour}))
     return traces
+
+
+def _stopped_traces(frame: pd.DataFrame, axes: Sequence[str], info: StudyInfo, colour_by: str,
+                    three_d: bool) -> list[Any]:
+    rows = frame[(frame["front"] == FRONT_STOPPED)].dropna(subset=list(axes))
+    marker = {"size": 4 if three_d else 8, "opacity": 0.55, "symbol": "circle-open"}
+    if colour_by in FIDELITY_DIMENSIONS:
+        return _coloured(rows, frame, axes, info, colour_by, three_d, FRONT_STOPPED, marker)
+    return [_scatter(three_d, rows, axes, info, name=FRONT_STOPPED, marker={**marker, "color": GREY})]
 
 
 def pareto_figure(frame: pd.DataFrame, info: StudyInfo, axes: Sequence[str], colour_by: str = NO_COLOUR,
                   show_dominated: bool = True, show_infeasible: bool = True, log_latency: bool = True,
-                  uirevision: str = "") -> go.Figure:
-    """A 2-D (two axes) or 3-D (three axes) Pareto chart of a frame with a ``front`` column.
+                  uirevision: str = "", show_stopped: bool = True) -> go.Figure:
+    """A 2-D (two axes) or 3-D (three axes) Pareto chart of a frame with ``front`` marks.
 
     Args:
         frame: Output of :func:`dashboard.pareto.with_front`.
         info: The study.
         axes: Objective names for x, y (and z).
-        colour_by: Parameter name colouring the Pareto points, or :data:`NO_COLOUR`.
+        colour_by: Parameter or fidelity column colouring the front, or :data:`NO_COLOUR`.
         show_dominated: Draw dominated feasible trials (grey).
         show_infeasible: Draw infeasible trials (red crosses).
         log_latency: Logarithmic latency axis.
         uirevision: Keeps zoom and camera across refreshes while it stays the same.
+        show_stopped: Draw trials stopped at a lower rung (faint, at their last rung's figures).
     """
     three_d = len(axes) == 3
-    fake = bool(frame.loc[frame["state"] == "COMPLETE", "fake_latency"].any()) if len(frame) else False
+    note = latency_note(frame[frame["state"].isin(["COMPLETE", "PRUNED"])]) if len(frame) else ""
     traces: list[Any] = []
     if show_dominated:
         rows = frame[frame["front"] == FRONT_DOMINATED]
         traces.append(_scatter(three_d, rows, axes, info, name=FRONT_DOMINATED,
                                marker={"color": GREY, "size": 4 if three_d else 8, "opacity": 0.6}))
+    if show_stopped:
+        traces.extend(_stopped_traces(frame, axes, info, colour_by, three_d))
     if show_infeasible:
         rows = frame[frame["front"] == FRONT_INFEASIBLE].copy()
-        latency_x = not three_d and axes[0] == info.latency_objective
-        if latency_x:
-            rows[axes[1]] = rows[axes[1]].fillna(_rug(frame[frame["front"] != FRONT_INFEASIBLE], axes[1]))
+        if not three_d and axes[0] == info.latency_objective:
+            rows[axes[1]] = rows[axes[1]].fillna(_rug(frame, axes[1]))
         traces.append(_scatter(three_d, rows, axes, info, name=FRONT_INFEASIBLE,
                                marker={"color": INFEASIBLE_RED, "symbol": "x", "size": 4 if three_d else 9}))
-    front = frame[frame["front"] == FRONT_PARETO]
-    traces.extend(_front_traces(front, frame, axes, info, colour_by, three_d))
-    baselines = frame[(frame["baseline"] != "") & frame["front"].isin([FRONT_PARETO, FRONT_DOMINATED])]
+    members = frame[frame["front"].isin(FRONT_MEMBERS)]
+    line = {"color": "#222222", "width": 1}
+    traces.extend(_coloured(members, frame, axes, info, colour_by, three_d, FRONT_PARETO,
+                            {"size": 6 if three_d else 11, "line": line}))
+    noisy = frame[frame["front"] == FRONT_NOISE]
+    if len(noisy):
+        traces.append(_scatter(three_d, noisy, axes, info, name=f"{NOISE_RING} (hover: by which trial)",
+                               marker={"symbol": "circle-open", "size": 10 if three_d else 20,
+                                       "color": "#111111", "line": {"width": 2}}))
+    baselines = frame[(frame["baseline"] != "") & frame["front"].isin([*FRONT_MEMBERS, FRONT_DOMINATED])]
     for name, rows in baselines.groupby("baseline", sort=True):
         traces.append(_scatter(
             three_d, rows, axes, info, name=f"baseline: {name}",
@@ -174,11 +235,10 @@ def pareto_figure(frame: pd.DataFrame, info: StudyInfo, axes: Sequence[str], col
                     "color": "#111111", "line": {"width": 2}},
         ))
     figure = go.Figure(traces)
-    names = ("xaxis", "yaxis", "zaxis")
     layout = {
-        name: {"title": {"text": axis_title(a, info, fake)},
+        name: {"title": {"text": axis_title(a, info, note)},
                "type": "log" if log_latency and a == info.latency_objective else "linear"}
-        for name, a in zip(names, axes)
+        for name, a in zip(("xaxis", "yaxis", "zaxis"), axes)
     }
     if three_d:
         figure.update_layout(scene=layout, height=560)
@@ -199,51 +259,13 @@ def hypervolume_figure(history: pd.DataFrame, uirevision: str = "") -> go.Figure
     return figure
 
 
-def group_accuracy_figure(groups: pd.DataFrame) -> go.Figure:
-    """Per-group accuracy bars; the minority group is red and labelled."""
-    colours = [INFEASIBLE_RED if m else FRONT_COLOUR for m in groups["minority"]]
-    labels = [f"{g} (minority)" if m else str(g) for g, m in zip(groups["group"], groups["minority"])]
-    figure = go.Figure(go.Bar(
-        x=labels, y=groups["accuracy"], marker_color=colours, name="accuracy",
-        text=[f"{a:.3f} (n={n})" for a, n in zip(groups["accuracy"], groups["samples"])],
-    ))
-    figure.update_layout(yaxis_title="accuracy", yaxis_range=[0, 1], height=340, margin={"t": 30})
-    return figure
-
-
-def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
-    """Confusion-matrix heatmap with counts written in the cells."""
-    figure = go.Figure(go.Heatmap(
-        z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index), colorscale="Blues",
-        text=matrix.to_numpy(), texttemplate="%{text}",
-        hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
-    ))
-    figure.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                         height=360, margin={"t": 30})
-    return figure
-
-
-def latency_figure(stats: pd.DataFrame, std_ms: float | None, title: str, budget_ms: float | None) -> go.Figure:
-    """Latency summary on one axis: min, median, mean (± std) and p90 marks, and the budget."""
-    figure = go.Figure()
-    for _, row in stats.iterrows():
-        error = {"type": "data", "array": [std_ms]} if row["stat"] == "mean" and std_ms else None
-        figure.add_trace(go.Scatter(x=[row["ms"]], y=[row["stat"]], mode="markers", name=row["stat"],
-                                    marker={"size": 13}, error_x=error))
-    if budget_ms:
-        budget_line(figure, budget_ms, "budget", log=False)
-    figure.update_layout(xaxis_title=title, height=260, showlegend=False, margin={"t": 30})
-    return figure
-
-
-def stage_figure(stages: pd.DataFrame) -> go.Figure:
-    """Wall-clock seconds per pipeline stage (horizontal bars, stored order top to bottom)."""
-    figure = go.Figure(go.Bar(
-        x=stages["seconds"], y=stages["stage"], orientation="h",
-        text=[f"{s:.1f} s ({p:.0%})" for s, p in zip(stages["seconds"], stages["share"])],
-    ))
-    figure.update_layout(xaxis_title="seconds", yaxis_autorange="reversed", height=80 + 32 * len(stages),
-                         margin={"t": 30})
+def occupancy_figure(occupancy: pd.DataFrame, outcomes: Sequence[str]) -> go.Figure:
+    """Candidates per rung, stacked by what followed (one bar per rung, labelled with its epochs)."""
+    labels = [f"rung {int(r)} ({e} ep)" for r, e in zip(occupancy["rung"], occupancy["epochs"])]
+    figure = go.Figure([go.Bar(x=labels, y=occupancy[o], name=o, marker_color=PALETTE[i])
+                        for i, o in enumerate(outcomes)])
+    figure.update_layout(barmode="stack", yaxis_title="candidates", height=320, margin={"t": 30},
+                         legend={"orientation": "h", "y": -0.25})
     return figure
 
 
@@ -255,21 +277,27 @@ def importance_figure(table: pd.DataFrame, objective: str) -> go.Figure:
     return figure
 
 
-def effect_figure(frame: pd.DataFrame, dimension: str, metric: str, info: StudyInfo, fake: bool,
-                  log_latency: bool = True) -> go.Figure:
-    """Box plot of ``metric`` per value of ``dimension`` (COMPLETE trials with a known metric).
+def effect_figure(frame: pd.DataFrame, dimension: str, metric: str, info: StudyInfo, note: str,
+                  log_latency: bool = True, rows: pd.DataFrame | None = None, column: str | None = None,
+                  order: Sequence[str] = ()) -> go.Figure:
+    """Box plot of ``metric`` per value of parameter ``dimension``.
 
-    The latency objective gets a logarithmic axis when ``log_latency``.
+    Args:
+        note: Latency axis note (:func:`latency_note`).
+        rows: The trials to draw (default: COMPLETE trials with a known metric and dimension).
+        column: Frame column holding the dimension (default: ``param.<dimension>``).
+        order: Values in the order to draw them (default: :func:`ordered_values`).
     """
-    column = PARAM_PREFIX + dimension
-    rows = frame[(frame["state"] == "COMPLETE") & frame[metric].notna() & frame[column].notna()]
-    order = ordered_values(rows[column])
+    column = column or PARAM_PREFIX + dimension
+    if rows is None:
+        rows = frame[(frame["state"] == "COMPLETE") & frame[metric].notna() & frame[column].notna()]
     figure = go.Figure()
-    for value in order:
-        subset = rows[rows[column].astype(str) == value]
+    present = ordered_values(rows[column])
+    for value in [v for v in order if v in present] or present:
+        subset = rows[rows[column].map(_label) == value]
         figure.add_trace(go.Box(y=subset[metric], name=value, boxpoints="all", jitter=0.4,
                                 pointpos=0, hovertext=hover_texts(subset, info), hoverinfo="text+y"))
     log = log_latency and metric == info.latency_objective
-    figure.update_layout(xaxis_title=dimension, yaxis_title=axis_title(metric, info, fake), showlegend=False,
+    figure.update_layout(xaxis_title=dimension, yaxis_title=axis_title(metric, info, note), showlegend=False,
                          yaxis_type="log" if log else "linear", height=340, margin={"t": 30})
     return figure

@@ -1,186 +1,90 @@
-"""Pure data shaping: Optuna studies and trials into the frames the pages show.
+"""Pure data shaping: Optuna trials into the one frame every page reads.
 
-Nothing here touches Streamlit or the database: functions take ``FrozenStudy`` /
-``FrozenTrial`` objects (or frames built from them) and return frames, so they are tested alone.
+Nothing here touches Streamlit or the database: functions take ``FrozenTrial`` objects (and the
+:class:`~dashboard.info.StudyInfo` of their study) and return frames, so they are tested alone.
 The user attributes read are those of :mod:`search.attrs` and nothing else.
 
 Rules shared by every page:
-    * Objective columns are named after the task's objectives (``accuracy``, ``fairness``,
-      ``latency_ms`` for esfair) and hold the trial's Optuna values, in study direction order.
-    * A trial that was not trained (over the latency budget, ``trained=False``) has measured
+    * Objective columns are named after the task's objectives (``accuracy``, ``latency_ms``) and
+      hold the trial's Optuna values; a trial without values (PRUNED: stopped at a lower rung by
+      successive halving, or parked) shows the values of its highest finished rung.
+    * A trial that was not trained (screened out: over a budget before training) has measured
       latency only: its other objective columns are NaN whatever placeholder values it carries.
+    * ``± <objective>`` holds the half-width of the objective's 95 % interval (bootstrap for
+      accuracy and fairness, the median's CI for latency), NaN when the trial stored none.
+    * Score columns (:func:`score_column`) and detail columns (the detail's label) are the ones
+      the study's task names; metrics of older studies that stored ``esfair_score`` read it as
+      the score ``esfair``.
     * ``feasible`` is the ``feasible`` attribute, else "every ``constraint`` value <= 0", else
       "the trial is COMPLETE" (a study without constraints).
-    * ``fake_latency`` is True when the latency record says ``fake``; every view of such a
-      figure says FAKE.
+    * ``latency_source`` is ``measured``, ``emulated``, ``predicted`` or ``fake``; every view of
+      a figure that is not ``measured`` says so in capitals (FAKE, EMULATED, PREDICTED).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from dashboard.info import StudyInfo, as_mapping
+from evaluators.contracts import LatencyResult
 from search import attrs
-from spaces import Candidate, CandidateError, UnknownSpaceError, get_space
-
-if TYPE_CHECKING:
-    from optuna.study._frozen import FrozenStudy
+from spaces import Candidate, CandidateError
+from spaces.task import metric_value
 
 PARAM_PREFIX = "param."
 """Frame columns holding candidate parameters are ``param.<name>``."""
+HALF_WIDTH_PREFIX = "± "
+"""Frame columns holding an objective's 95 % half-width are ``± <objective>``."""
 STATES: tuple[str, ...] = tuple(state.name for state in TrialState)
 FAKE_LABEL = "FAKE"
+SOURCE_LABELS: dict[str, str] = {"fake": FAKE_LABEL, "emulated": "EMULATED", "predicted": "PREDICTED"}
+"""Latency sources that are not a measurement on the device, and how every page labels them."""
+NO_FAIRNESS_METHOD = "none"
 
 
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """One objective of a study.
+def score_column(name: str) -> str:
+    """Frame column of the task's score ``name``."""
+    return f"{name} score"
 
-    Attributes:
-        name: Column name (``accuracy``, ``latency_ms``).
-        direction: ``"maximize"`` or ``"minimize"``.
+
+def half_width_column(objective: str) -> str:
+    """Frame column of the 95 % half-width of ``objective``."""
+    return HALF_WIDTH_PREFIX + objective
+
+
+def trial_metrics(user_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's ``metrics`` record, with a legacy ``esfair_score`` read as ``scores["esfair"]``."""
+    metrics = as_mapping(user_attrs.get(attrs.METRICS))
+    if metrics and "scores" not in metrics:
+        legacy = metrics.get("esfair_score")
+        metrics["scores"] = {} if legacy is None else {"esfair": legacy}
+    return metrics
+
+
+def figure_interval(metrics: Mapping[str, Any], path: str) -> tuple[float, float] | None:
+    """The 95 % interval of the figure at ``path``: ``intervals[path]``, else the latency median's CI.
+
+    The same rule as :func:`search.front.half_widths`, which the front uses; None when none is stored.
     """
-
-    name: str
-    direction: str
-
-    @property
-    def minimize(self) -> bool:
-        """True for a minimised objective."""
-        return self.direction == "minimize"
-
-    @property
-    def is_latency(self) -> bool:
-        """True for the latency objective (measured even for untrained trials)."""
-        return "latency" in self.name.lower()
-
-
-@dataclass(frozen=True)
-class StudyInfo:
-    """What the dashboard knows about a study from its attributes.
-
-    Invariant: ``len(objectives)`` equals the study's number of directions, and
-    ``objectives[i].direction`` is Optuna's direction ``i``.
-
-    Attributes:
-        name: Study name.
-        space: ``hwsearch.space`` (``""`` for a study hwsearch did not write).
-        device_tag: Target device tag.
-        latency_backend: ``local``, ``remote`` or ``fake``.
-        data: Description of the data set.
-        out_dir: Artifact root of the study.
-        objectives: Objectives in Optuna's order.
-        latency_budget_ms: Latency budget, when the task has one.
-        size_budget_mb: Size budget, when the task has one.
-        test_metrics: Test-split Metrics dicts of Pareto trials, by trial number.
-    """
-
-    name: str
-    space: str
-    device_tag: str
-    latency_backend: str
-    data: str
-    out_dir: str
-    objectives: tuple[ObjectiveSpec, ...]
-    latency_budget_ms: float | None = None
-    size_budget_mb: float | None = None
-    test_metrics: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def objective_names(self) -> list[str]:
-        """Objective column names in Optuna's order."""
-        return [o.name for o in self.objectives]
-
-    @property
-    def latency_objective(self) -> str | None:
-        """Name of the latency objective, if the study has one."""
-        return next((o.name for o in self.objectives if o.is_latency), None)
-
-
-def _as_mapping(value: Any) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {}
-        return dict(loaded) if isinstance(loaded, Mapping) else {}
-    return {}
-
-
-def _objective_names(task: Mapping[str, Any], space: str, count: int) -> list[str]:
-    names: list[str] = []
-    for entry in task.get("objectives") or []:
-        names.append(str(entry.get("name")) if isinstance(entry, Mapping) else str(entry))
-    if len(names) == count:
-        return names
-    if space:
-        try:
-            registered = get_space(space).task.objective_names
-        except UnknownSpaceError:
-            registered = []
-        if len(registered) == count:
-            return list(registered)
-    return [f"objective_{i}" for i in range(count)]
-
-
-def _budget(task: Mapping[str, Any], key: str, space: str) -> float | None:
-    if task.get(key) is not None:
-        return float(task[key])
-    if space and key not in task:
-        try:
-            value = getattr(get_space(space).task, key)
-        except UnknownSpaceError:
-            return None
-        return float(value) if value is not None else None
-    return None
-
-
-def study_info(study: FrozenStudy) -> StudyInfo:
-    """Read a study's ``hwsearch.*`` attributes (see :mod:`search.attrs`).
-
-    ``hwsearch.task`` is a mapping with ``objectives`` (names, or mappings with ``name``) and
-    ``latency_budget_ms`` / ``size_budget_mb``. Missing pieces fall back to the registered
-    space's task, then to ``objective_<i>`` names and no budget.
-    """
-    user = dict(study.user_attrs)
-    space = str(user.get(attrs.STUDY_SPACE) or "")
-    task = _as_mapping(user.get(attrs.STUDY_TASK))
-    directions = [d.name.lower() for d in study.directions]
-    names = _objective_names(task, space, len(directions))
-    test_metrics: dict[int, Mapping[str, Any]] = {}
-    for key, value in user.items():
-        if key.startswith(attrs.STUDY_TEST_METRICS_PREFIX) and isinstance(value, Mapping):
-            suffix = key[len(attrs.STUDY_TEST_METRICS_PREFIX):]
-            if suffix.isdigit():
-                test_metrics[int(suffix)] = value
-    return StudyInfo(
-        name=study.study_name,
-        space=space,
-        device_tag=str(user.get(attrs.STUDY_DEVICE_TAG) or ""),
-        latency_backend=str(user.get(attrs.STUDY_LATENCY_BACKEND) or ""),
-        data=str(user.get(attrs.STUDY_DATA) or ""),
-        out_dir=str(user.get(attrs.STUDY_OUT_DIR) or ""),
-        objectives=tuple(ObjectiveSpec(n, d) for n, d in zip(names, directions)),
-        latency_budget_ms=_budget(task, "latency_budget_ms", space),
-        size_budget_mb=_budget(task, "size_budget_mb", space),
-        test_metrics=test_metrics,
-    )
+    pair = (metrics.get("intervals") or {}).get(path)
+    if pair is None and path.startswith("latency."):
+        latency = metrics.get("latency") or {}
+        if latency.get("ci_low_ms") is not None and latency.get("ci_high_ms") is not None:
+            pair = (latency["ci_low_ms"], latency["ci_high_ms"])
+    return (float(pair[0]), float(pair[1])) if pair else None
 
 
 def latency_record(trial_attrs: Mapping[str, Any]) -> dict[str, Any]:
     """The trial's latency record: ``latency``, else ``metrics.latency``, else ``screen.latency``."""
     for candidate in (
         trial_attrs.get(attrs.LATENCY),
-        _as_mapping(trial_attrs.get(attrs.METRICS)).get("latency"),
-        _as_mapping(trial_attrs.get(attrs.SCREEN)).get("latency"),
+        as_mapping(trial_attrs.get(attrs.METRICS)).get("latency"),
+        as_mapping(trial_attrs.get(attrs.SCREEN)).get("latency"),
     ):
         if isinstance(candidate, Mapping) and candidate:
             return dict(candidate)
@@ -188,18 +92,43 @@ def latency_record(trial_attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def latency_source(record: Mapping[str, Any]) -> str:
-    """Where a latency figure comes from, saying FAKE for the fake backend."""
+    """``fake``, ``emulated``, ``predicted`` or ``measured`` (``""`` without a record)."""
     if not record:
         return ""
-    device = record.get("device") or record.get("device_tag") or "unknown device"
-    text = f"{device} [{record.get('backend', '?')}, {record.get('threads', '?')} thr]"
-    return f"{FAKE_LABEL} latency (not measured): {text}" if record.get("fake") else text
+    if record.get("fake") or record.get("source") == "fake":
+        return "fake"
+    return str(record.get("source") or "measured")
+
+
+def latency_label(record: Mapping[str, Any]) -> str:
+    """Where a latency figure comes from, as ``LatencyResult.label()`` says it (FAKE, EMULATED, ...)."""
+    if not record:
+        return ""
+    try:
+        return LatencyResult.from_dict(record).label()
+    except (TypeError, ValueError):
+        device = record.get("device") or record.get("device_tag") or "unknown device"
+        text = f"{device} [{record.get('backend', '?')}, {record.get('threads', '?')} thr]"
+        label = SOURCE_LABELS.get(latency_source(record))
+        return f"{label} latency (not measured): {text}" if label else text
+
+
+def last_rung_record(user_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of the trial's highest finished rung (``rung`` attribute, else the highest stored)."""
+    records = attrs.rung_records(dict(user_attrs))
+    if not records:
+        return {}
+    top = user_attrs.get(attrs.RUNG)
+    return dict(records.get(int(top)) if isinstance(top, int) and int(top) in records else records[max(records)])
 
 
 def candidate_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The candidate's parameters: the ``candidate`` attribute overlaid with the trial's params."""
-    params = _as_mapping(trial.user_attrs.get(attrs.CANDIDATE))
-    params.update(trial.params)
+    """The candidate's parameters: the trial's params overlaid with the ``candidate`` attribute.
+
+    The attribute wins: it is what was trained (``--override`` values included).
+    """
+    params = dict(trial.params)
+    params.update(as_mapping(trial.user_attrs.get(attrs.CANDIDATE)))
     return params
 
 
@@ -232,9 +161,9 @@ def _trained(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(attrs.METRICS))
 
 
-def _objective_values(trial: FrozenTrial, info: StudyInfo, trained: bool,
-                      latency: Mapping[str, Any]) -> dict[str, float]:
-    values = list(trial.values) if trial.values is not None else []
+def _objective_values(trial: FrozenTrial, info: StudyInfo, trained: bool, latency: Mapping[str, Any],
+                      rung: Mapping[str, Any]) -> dict[str, float]:
+    values = list(trial.values) if trial.values is not None else list(rung.get("values") or [])
     out: dict[str, float] = {}
     for index, objective in enumerate(info.objectives):
         value = float(values[index]) if index < len(values) else math.nan
@@ -246,20 +175,47 @@ def _objective_values(trial: FrozenTrial, info: StudyInfo, trained: bool,
     return out
 
 
-def _last_activity(trial: FrozenTrial) -> datetime | None:
-    return trial.datetime_complete or trial.datetime_start
+def _half_widths(metrics: Mapping[str, Any], info: StudyInfo) -> dict[str, float]:
+    out = {}
+    for objective in info.objectives:
+        pair = figure_interval(metrics, objective.metric) if metrics else None
+        out[half_width_column(objective.name)] = abs(pair[1] - pair[0]) / 2 if pair else math.nan
+    return out
+
+
+def _task_figures(metrics: Mapping[str, Any], info: StudyInfo) -> dict[str, float]:
+    scores = metrics.get("scores") or {}
+    out = {score_column(n): float(scores[n]) if scores.get(n) is not None else math.nan for n in info.scores}
+    for detail in info.details:
+        value = metric_value(metrics, detail.metric)
+        out[detail.label] = math.nan if value is None else value
+    return out
+
+
+def _minority_accuracy(metrics: Mapping[str, Any]) -> float:
+    minority = (metrics.get("fairness") or {}).get("minority_group")
+    value = (metrics.get("per_group_accuracy") or {}).get(minority) if minority is not None else None
+    return math.nan if value is None else float(value)
+
+
+def _epochs(metrics: Mapping[str, Any], rung: Mapping[str, Any]) -> float:
+    if metrics.get("epochs"):
+        return float(metrics["epochs"])
+    return float(rung["epochs"]) if rung.get("epochs") else math.nan
 
 
 def trial_row(trial: FrozenTrial, info: StudyInfo) -> dict[str, Any]:
     """One trial as a flat row (see the module docstring for the rules)."""
     user = trial.user_attrs
     latency = latency_record(user)
-    metrics = _as_mapping(user.get(attrs.METRICS))
-    fairness = _as_mapping(metrics.get("fairness"))
+    metrics = trial_metrics(user)
+    rung = last_rung_record(user)
+    fairness = metrics.get("fairness") or {}
     trained = _trained(trial)
     duration = None
     if trial.datetime_start and trial.datetime_complete:
         duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    params = candidate_params(trial)
     row: dict[str, Any] = {
         "number": trial.number,
         "state": trial.state.name,
@@ -272,45 +228,64 @@ def trial_row(trial: FrozenTrial, info: StudyInfo) -> dict[str, Any]:
         "baseline": str(user.get(attrs.BASELINE) or ""),
         "infeasible_reason": str(user.get(attrs.INFEASIBLE_REASON) or ""),
         "fail_reason": str(user.get(attrs.FAIL_REASON) or ""),
+        "stopped": str(user.get(attrs.STOPPED) or ""),
+        "rung": float(rung["rung"]) if rung.get("rung") is not None else math.nan,
+        "epochs": _epochs(metrics, rung),
+        "continues": user.get(attrs.CONTINUES),
         "candidate": candidate_text(trial),
-        "fake_latency": bool(latency.get("fake", False)),
-        "latency_device": str(latency.get("device") or ""),
+        "fairness_method": str(params.get("fairness_method") or NO_FAIRNESS_METHOD),
+        "fake_latency": latency_source(latency) == "fake",
         "latency_source": latency_source(latency),
+        "latency_label": latency_label(latency),
+        "latency_device": str(latency.get("device") or ""),
+        "under_load": bool(latency.get("under_load", False)),
         "latency_p90_ms": latency.get("p90_ms", math.nan),
+        "minority_accuracy": _minority_accuracy(metrics),
         "spd": fairness.get("spd", math.nan),
         "worst_group_accuracy": fairness.get("worst_group_accuracy", math.nan),
-        "esfair_score": metrics.get("esfair_score", math.nan),
         "size_mb": metrics["size_bytes"] / 1e6 if "size_bytes" in metrics else math.nan,
         "artifact_path": str(user.get(attrs.ARTIFACT_PATH) or metrics.get("artifact_path") or ""),
     }
-    row.update(_objective_values(trial, info, trained, latency))
-    for key, value in candidate_params(trial).items():
+    row.update(_objective_values(trial, info, trained, latency, rung))
+    row.update(_half_widths(metrics, info))
+    row.update(_task_figures(metrics, info))
+    for key, value in params.items():
         row[PARAM_PREFIX + key] = value
     return row
 
 
+def _last_activity(trial: FrozenTrial) -> datetime | None:
+    return trial.datetime_complete or trial.datetime_start
+
+
 BASE_COLUMNS: tuple[str, ...] = (
     "number", "state", "datetime_start", "datetime_complete", "last_activity", "duration_s",
-    "feasible", "trained", "baseline", "infeasible_reason", "fail_reason", "candidate",
-    "fake_latency", "latency_device", "latency_source", "latency_p90_ms", "spd",
-    "worst_group_accuracy", "esfair_score", "size_mb", "artifact_path",
+    "feasible", "trained", "baseline", "infeasible_reason", "fail_reason", "stopped", "rung", "epochs",
+    "continues", "candidate", "fairness_method", "fake_latency", "latency_source", "latency_label",
+    "latency_device", "under_load", "latency_p90_ms", "minority_accuracy", "spd", "worst_group_accuracy",
+    "size_mb", "artifact_path",
 )
+BOOL_COLUMNS: tuple[str, ...] = ("feasible", "trained", "fake_latency", "under_load")
+
+
+def task_columns(info: StudyInfo) -> list[str]:
+    """Columns the study's task names: objectives, their half-widths, details, scores."""
+    return (info.objective_names + [half_width_column(n) for n in info.objective_names]
+            + [d.label for d in info.details] + [score_column(s) for s in info.scores])
 
 
 def trials_frame(trials: Iterable[FrozenTrial], info: StudyInfo) -> pd.DataFrame:
     """All trials of a study, one row each, sorted by trial number.
 
-    Columns: :data:`BASE_COLUMNS`, one per objective, and ``param.<name>`` per parameter. An
-    empty study gives an empty frame with the base and objective columns.
+    Columns: :data:`BASE_COLUMNS`, :func:`task_columns` and ``param.<name>`` per parameter. An
+    empty study gives an empty frame with the base and task columns.
     """
     rows = [trial_row(t, info) for t in trials]
-    columns = list(BASE_COLUMNS) + info.objective_names
-    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
-    for name in info.objective_names:
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(BASE_COLUMNS) + task_columns(info))
+    for name in task_columns(info) + ["rung", "epochs", "minority_accuracy", "spd", "worst_group_accuracy"]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-    frame["feasible"] = frame["feasible"].astype(bool)
-    frame["trained"] = frame["trained"].astype(bool)
-    frame["fake_latency"] = frame["fake_latency"].astype(bool)
+    for name in BOOL_COLUMNS:
+        frame[name] = frame[name].astype(bool)
     return frame.sort_values("number", kind="stable").reset_index(drop=True)
 
 
@@ -325,59 +300,23 @@ def state_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {state: int(counts.get(state, 0)) for state in STATES}
 
 
-def best_values(frame: pd.DataFrame, info: StudyInfo) -> dict[str, float]:
-    """Best value of each objective over COMPLETE, feasible trials (NaN when none)."""
-    usable = frame[(frame["state"] == "COMPLETE") & frame["feasible"]]
-    out: dict[str, float] = {}
-    for objective in info.objectives:
-        column = usable[objective.name].dropna()
-        if column.empty:
-            out[objective.name] = math.nan
-        else:
-            out[objective.name] = float(column.min() if objective.minimize else column.max())
-    return out
-
-
 def latency_kind(info: StudyInfo, frame: pd.DataFrame) -> str:
-    """``FAKE`` when any latency of the study is fake (or the backend is), else the backend."""
-    if info.latency_backend == "fake" or bool(frame.get("fake_latency", pd.Series(dtype=bool)).any()):
-        return FAKE_LABEL
+    """The study's latency in one word: ``FAKE``, ``EMULATED`` or ``PREDICTED`` when any figure is
+    (in that order of precedence, or the backend is fake), else the backend."""
+    sources = set(frame["latency_source"]) if "latency_source" in frame.columns else set()
+    if info.latency_backend == "fake":
+        sources.add("fake")
+    for source, label in SOURCE_LABELS.items():
+        if source in sources:
+            return label
     return info.latency_backend or "unknown"
 
 
-def study_summary(info: StudyInfo, frame: pd.DataFrame, pareto_size: int) -> dict[str, Any]:
-    """One row of the Studies page.
-
-    Keys: study, space, device, latency (``FAKE`` when computed), one count per state, feasible,
-    infeasible (COMPLETE trials only), pareto, ``best <objective>`` per objective, last activity.
-    """
-    counts = state_counts(frame)
-    complete = frame[frame["state"] == "COMPLETE"]
-    row: dict[str, Any] = {
-        "study": info.name,
-        "space": info.space or "(not hwsearch)",
-        "device": info.device_tag or "",
-        "latency": latency_kind(info, frame),
-        "trials": int(len(frame)),
-    }
-    row.update({state.lower(): counts[state] for state in STATES})
-    row["feasible"] = int(complete["feasible"].sum())
-    row["infeasible"] = int((~complete["feasible"]).sum())
-    row["pareto"] = int(pareto_size)
-    for name, value in best_values(frame, info).items():
-        row[f"best {name}"] = value
-    activity = frame["last_activity"].dropna() if len(frame) else pd.Series(dtype=object)
-    row["last activity"] = activity.max() if not activity.empty else None
-    return row
-
-
-def studies_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Study rows, most recently active first (studies without trials last)."""
-    frame = pd.DataFrame(list(rows))
-    if frame.empty:
-        return frame
-    frame["last activity"] = pd.to_datetime(frame["last activity"])
-    return frame.sort_values("last activity", ascending=False, na_position="last").reset_index(drop=True)
+def has_groups(info: StudyInfo, frame: pd.DataFrame) -> bool:
+    """True when the study's figures have groups (its task needs them, or a trial measured them)."""
+    if info.needs_groups:
+        return True
+    return bool(len(frame)) and bool(frame["minority_accuracy"].notna().any())
 
 
 def projection_pairs(info: StudyInfo) -> list[tuple[str, str]]:

@@ -22,13 +22,15 @@ from optuna.importance import (
 )
 from optuna.trial import FrozenTrial, create_trial
 
-from dashboard.data import PARAM_PREFIX, StudyInfo
+from dashboard.data import PARAM_PREFIX
+from dashboard.info import StudyInfo
+from spaces import FAIRNESS_METHODS
 
 EVALUATORS: dict[str, str] = {
     "fanova": "fANOVA (Optuna's default)",
     "ped-anova": "PED-ANOVA (fast)",
 }
-EFFECT_DIMENSIONS: tuple[str, ...] = ("quant", "resolution", "prune_ratio", "width", "backbone")
+EFFECT_DIMENSIONS: tuple[str, ...] = ("quant", "resolution", "prune_ratio", "width", "backbone", "fairness_method")
 """Dimensions the Insight page offers first (others follow in column order)."""
 MIN_TRIALS_FOR_IMPORTANCE = 3
 
@@ -142,3 +144,41 @@ def dimension_effects(frame: pd.DataFrame, dimension: str, metric: str) -> pd.Da
     numeric = pd.to_numeric(table["value"], errors="coerce")
     order = numeric if numeric.notna().all() else table["value"]
     return table.iloc[order.argsort(kind="stable")].reset_index(drop=True)[columns]
+
+
+def fairness_figures(info: StudyInfo) -> dict[str, str]:
+    """The figures a fairness method moves, by label: the accuracy objective (the one whose metric is
+    ``accuracy``), minority-group accuracy and SPD, mapped to their frame columns."""
+    accuracy = next((o.name for o in info.objectives if o.metric == "accuracy"), None)
+    figures = {"accuracy": accuracy} if accuracy else {}
+    figures.update({"minority accuracy": "minority_accuracy", "SPD": "spd"})
+    return figures
+
+
+def fairness_method_effects(frame: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
+    """Per fairness method: trials, then median, 25th and 75th percentile of each figure.
+
+    Only COMPLETE trained trials count (their top-rung figures); a trial of an older study without
+    the ``fairness_method`` parameter counts as ``none``. Minority accuracy is
+    ``per_group_accuracy[fairness.minority_group]``.
+
+    Returns:
+        Frame ``method``, ``trials`` and ``<figure> median`` / ``<figure> q25`` / ``<figure> q75``
+        per :func:`fairness_figures` label, methods in :data:`spaces.FAIRNESS_METHODS` order (others
+        after); empty when no trial counts.
+    """
+    figures = fairness_figures(info)
+    columns = ["method", "trials"] + [f"{label} {stat}" for label in figures for stat in ("median", "q25", "q75")]
+    rows = frame[(frame["state"] == "COMPLETE") & frame["trained"]] if len(frame) else frame
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby(rows["fairness_method"].fillna("none").astype(str))
+    table = pd.DataFrame({"trials": grouped.size()})
+    for label, column in figures.items():
+        table[f"{label} median"] = grouped[column].median()
+        table[f"{label} q25"] = grouped[column].quantile(0.25)
+        table[f"{label} q75"] = grouped[column].quantile(0.75)
+    order = {m: i for i, m in enumerate(FAIRNESS_METHODS)}
+    table = table.reset_index(names="method")
+    table = table.iloc[table["method"].map(lambda m: (order.get(m, len(order)), m)).argsort(kind="stable")]
+    return table.reset_index(drop=True)[columns]

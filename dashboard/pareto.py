@@ -1,129 +1,116 @@
-"""Pareto dominance with constraints, and hypervolume over trials (pure numpy/pandas).
+"""The front as every hwsearch reader computes it, marked on the trials frame (pure).
 
-Dominance follows Optuna's constrained rule: only COMPLETE, feasible trials with every objective
-value finite compete; among them, a trial is on the front when no other trial is at least as
-good in every objective and strictly better in one. Identical points do not dominate each other.
+Fronts, dominance within noise and hypervolume are :mod:`search.front`'s, fed with
+:func:`search.front.points_from_trials` and the study's ``FrontSpec``: the dashboard, the
+launcher's report (``search.report.front_rows``) and ``search.export --pick`` see one front.
+Only COMPLETE trials trained at the top rung that meet every budget and floor compete;
+screened-out, stopped (PRUNED) and failed trials never do.
 
-Hypervolume (reference point and normalisation):
-    Each objective is turned into a loss (maximised ones negated) and scaled to [0, 1] by the
-    ideal (best) and nadir (worst) loss over the trials that compete (see above) at the time the
-    frame was read; an objective on which they all agree scales by 1. The reference point is
-    1.1 in every scaled loss (the nadir plus 10 %, so points on the nadir still count), and the
-    figure reported is the dominated volume divided by the reference box volume ``1.1 ** k``, a
-    fraction in [0, 1]. It compares progress within one study; it is not comparable across
-    studies, and it shifts when a new trial moves the ideal or the nadir. The volume itself is
-    Optuna's exact ``compute_hypervolume`` (WFG).
+Each trial gets one ``front`` mark (:data:`FRONT_MARKS`), and ``dominated_by`` names, for a front
+member dominated within noise, the trial that dominates it (``search.front`` picks the first).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
-from optuna._hypervolume import compute_hypervolume
+from optuna.trial import FrozenTrial
 
-from dashboard.data import StudyInfo
+from dashboard.data import score_column
+from dashboard.info import StudyInfo
+from search.front import Point, dominated_within_noise, front, hypervolume, hypervolume_history, points_from_trials
 
-REFERENCE_MARGIN = 1.1
 FRONT_PARETO = "Pareto front"
+FRONT_NOISE = "Pareto front, dominated within noise"
 FRONT_DOMINATED = "dominated"
-FRONT_INFEASIBLE = "infeasible (over budget)"
+FRONT_INFEASIBLE = "infeasible (budget or floor)"
+FRONT_STOPPED = "stopped at a lower rung"
 FRONT_OTHER = "not complete"
+FRONT_MARKS: tuple[str, ...] = (FRONT_PARETO, FRONT_NOISE, FRONT_DOMINATED, FRONT_INFEASIBLE, FRONT_STOPPED,
+                                FRONT_OTHER)
+FRONT_MEMBERS: tuple[str, ...] = (FRONT_PARETO, FRONT_NOISE)
+"""Marks of the front's members (the CLI lists both, the latter with ``~``)."""
+COMPETING: tuple[str, ...] = FRONT_MEMBERS + (FRONT_DOMINATED,)
+"""Marks of the trials that compete for the front."""
 
 
-def non_dominated(losses: np.ndarray) -> np.ndarray:
-    """Mask of the rows of ``losses`` (n x k, lower is better) that no other row dominates."""
-    losses = np.asarray(losses, dtype=float)
-    if losses.size == 0:
-        return np.zeros(len(losses), dtype=bool)
-    no_worse = (losses[:, None, :] <= losses[None, :, :]).all(axis=2)
-    better = (losses[:, None, :] < losses[None, :, :]).any(axis=2)
-    dominates = no_worse & better
-    return np.asarray(~dominates.any(axis=0), dtype=bool)
+@dataclass(frozen=True)
+class FrontView:
+    """A study's front, computed once per read.
+
+    Attributes:
+        points: The COMPLETE trials as :class:`search.front.Point` records.
+        members: Numbers of the front's members, ascending.
+        noise: ``{member: number of a trial that dominates it within noise}``.
+    """
+
+    points: Sequence[Point] = ()
+    members: Sequence[int] = ()
+    noise: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def competing(self) -> set[int]:
+        """Numbers of the trials that compete (feasible, finite values)."""
+        return {p.number for p in self.points if p.feasible and all(math.isfinite(v) for v in p.values)}
 
 
-def to_losses(frame: pd.DataFrame, info: StudyInfo) -> np.ndarray:
-    """Objective columns of ``frame`` as losses (maximised objectives negated), n x k."""
-    columns = [
-        frame[o.name].to_numpy(dtype=float) * (1.0 if o.minimize else -1.0) for o in info.objectives
-    ]
-    return np.stack(columns, axis=1) if columns else np.zeros((len(frame), 0))
+def front_view(trials: Sequence[FrozenTrial], info: StudyInfo) -> FrontView:
+    """The front of ``trials`` under the study's ``FrontSpec`` (see the module docstring)."""
+    points = points_from_trials(trials, info.spec)
+    return FrontView(points, [p.number for p in front(points, info.spec)],
+                     dominated_within_noise(points, info.spec))
 
 
-def competing(frame: pd.DataFrame, info: StudyInfo) -> pd.Series:
-    """Rows that compete for the front: COMPLETE, feasible, all objectives finite."""
-    finite = np.isfinite(to_losses(frame, info)).all(axis=1) if len(frame) else np.zeros(0, bool)
-    return (frame["state"] == "COMPLETE") & frame["feasible"] & pd.Series(finite, index=frame.index)
-
-
-def with_front(frame: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
-    """``frame`` with a ``front`` column: Pareto front, dominated, infeasible or not complete."""
+def with_front(frame: pd.DataFrame, view: FrontView) -> pd.DataFrame:
+    """``frame`` with the ``front`` mark and ``dominated_by`` (trial number or NA) of every trial."""
     out = frame.copy()
-    front = pd.Series(FRONT_OTHER, index=out.index, dtype=object)
-    complete = out["state"] == "COMPLETE"
-    front[complete & ~out["feasible"]] = FRONT_INFEASIBLE
-    mask = competing(out, info)
-    front[mask] = FRONT_DOMINATED
-    if mask.any():
-        on_front = non_dominated(to_losses(out[mask], info))
-        front[out.index[mask.to_numpy()][on_front]] = FRONT_PARETO
-    out["front"] = front
+    marks = pd.Series(FRONT_OTHER, index=out.index, dtype=object)
+    marks[out["state"] == "COMPLETE"] = FRONT_INFEASIBLE
+    marks[out["state"] == "PRUNED"] = FRONT_STOPPED
+    numbers = out["number"].astype(int)
+    marks[numbers.isin(view.competing)] = FRONT_DOMINATED
+    marks[numbers.isin(view.members)] = FRONT_PARETO
+    marks[numbers.isin(view.noise)] = FRONT_NOISE
+    out["front"] = marks
+    out["dominated_by"] = numbers.map(view.noise).astype("Int64")
     return out
 
 
-def pareto_numbers(frame: pd.DataFrame, info: StudyInfo) -> list[int]:
-    """Trial numbers on the Pareto front, ascending."""
-    marked = with_front(frame, info)
-    return sorted(int(n) for n in marked.loc[marked["front"] == FRONT_PARETO, "number"])
-
-
-def normalised_losses(losses: np.ndarray) -> np.ndarray:
-    """Scale each loss column to [0, 1] by its min (ideal) and max (nadir); a flat column to 0."""
-    ideal = losses.min(axis=0)
-    span = losses.max(axis=0) - ideal
-    span[span <= 0] = 1.0
-    return (losses - ideal) / span
-
-
-def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:
-    """Exact volume dominated by ``points`` (losses) and bounded by ``reference``.
-
-    Points not strictly better than the reference in every coordinate add nothing.
-    """
-    ref = np.asarray(reference, dtype=float)
-    points = np.asarray(points, dtype=float)
-    inside = points[(points < ref).all(axis=1)] if len(points) else points
-    if len(inside) == 0:
-        return 0.0
-    return float(compute_hypervolume(inside, ref))
-
-
-def hypervolume_history(frame: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
-    """Hypervolume fraction after each competing trial, by trial number.
+def hypervolume_frame(view: FrontView, info: StudyInfo) -> pd.DataFrame:
+    """Hypervolume fraction of the competing trials up to each one, by trial number.
 
     Returns:
-        Frame with columns ``number`` and ``hypervolume`` (non-decreasing, in [0, 1]), one row
-        per competing trial in trial-number order; empty when no trial competes. See the module
-        docstring for the normalisation and the reference point.
+        Frame ``number``, ``hypervolume`` (non-decreasing, in [0, 1]); empty when none competes.
+        Scaling and reference point: :mod:`search.front`.
     """
-    mask = competing(frame, info)
-    rows = frame[mask].sort_values("number")
+    history = hypervolume_history(view.points, info.spec)
+    return pd.DataFrame({"number": pd.Series([n for n, _ in history], dtype=int),
+                         "hypervolume": pd.Series([v for _, v in history], dtype=float)})
+
+
+def current_hypervolume(view: FrontView, info: StudyInfo) -> float:
+    """Hypervolume fraction of every competing trial now (0 when none competes)."""
+    return hypervolume(view.points, info.spec)
+
+
+def export_picks(frame: pd.DataFrame, info: StudyInfo) -> dict[str, int]:
+    """What ``search.export --pick`` chooses: ``{"best-score" | "best-<objective>": trial number}``.
+
+    Among the front members not dominated within noise, in trial-number order, the first with the
+    best primary score or objective value (``search.export.pick_trial``'s rule). Empty without a front.
+    """
+    rows = frame[frame["front"] == FRONT_PARETO].sort_values("number", kind="stable")
+    picks: dict[str, int] = {}
     if rows.empty:
-        return pd.DataFrame({"number": pd.Series(dtype=int), "hypervolume": pd.Series(dtype=float)})
-    scaled = normalised_losses(to_losses(rows, info))
-    k = scaled.shape[1]
-    reference = [REFERENCE_MARGIN] * k
-    box = REFERENCE_MARGIN ** k
-    history: list[float] = []
-    front = np.zeros((0, k))
-    current = 0.0
-    for point in scaled:
-        if len(front) and ((front <= point).all(axis=1)).any():
-            history.append(current)
-            continue
-        front = np.vstack([front, point])
-        front = front[non_dominated(front)]
-        current = hypervolume(front, reference) / box
-        history.append(current)
-    return pd.DataFrame({"number": rows["number"].astype(int).to_numpy(), "hypervolume": history})
+        return picks
+    score = info.primary_score
+    if score is not None and rows[score_column(score)].notna().any():
+        picks["best-score"] = int(rows.loc[rows[score_column(score)].idxmax(), "number"])
+    for objective in info.objectives:
+        signed = rows[objective.name] * (-1.0 if objective.minimize else 1.0)
+        if signed.notna().any():
+            picks[f"best-{objective.name}"] = int(rows.loc[signed.idxmax(), "number"])
+    return picks

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import optuna
-import pandas as pd
 import streamlit as st
-from optuna.trial import FrozenTrial
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.data import FAKE_LABEL, StudyInfo, latency_kind, study_info, trials_frame
-from dashboard.pareto import with_front
+from dashboard.data import SOURCE_LABELS, latency_kind
+from dashboard.info import study_info
 from dashboard.storage import (
     ReadOnlyStorage,
     StorageChoice,
@@ -28,6 +26,7 @@ from dashboard.storage import (
     open_storage,
     storage_identity,
 )
+from dashboard.study import LoadedStudy, read_study
 
 PAGES: tuple[str, ...] = ("Studies", "Pareto", "Trial", "Insight", "Fleet")
 LIVE_INTERVALS: tuple[int, ...] = (2, 5, 10, 30, 60)
@@ -49,26 +48,6 @@ class PageContext:
     storage: ReadOnlyStorage
     study_names: list[str]
     study_name: str | None
-
-
-@dataclass
-class LoadedStudy:
-    """One study read now.
-
-    Attributes:
-        info: Its attributes.
-        trials: Its trials, as Optuna returns them.
-        frame: The trials frame with the ``front`` column.
-    """
-
-    info: StudyInfo
-    trials: list[FrozenTrial]
-    frame: pd.DataFrame
-
-    @property
-    def latency_is_fake(self) -> bool:
-        """True when any latency of the study is computed by the fake backend."""
-        return latency_kind(self.info, self.frame) == FAKE_LABEL
 
 
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=8)
@@ -173,18 +152,23 @@ def load_study(ctx: PageContext, name: str | None = None) -> LoadedStudy:
     assert study_name is not None
     study_id = storage.get_study_id_from_name(study_name)
     frozen = next(s for s in storage.get_all_studies() if s.study_name == study_name)
-    info = study_info(frozen)
-    trials = storage.get_all_trials(study_id, deepcopy=False)
-    return LoadedStudy(info, trials, with_front(trials_frame(trials, info), info))
+    return read_study(study_info(frozen), storage.get_all_trials(study_id, deepcopy=False))
+
+
+LATENCY_WARNINGS: dict[str, str] = {
+    "FAKE": "uses the fake latency backend, so its latency figures are computed from model size and input "
+            "pixels, not measured on a device.",
+    "EMULATED": "has latency figures timed under an instruction-set emulator: they say nothing about the "
+                "device's real speed.",
+    "PREDICTED": "has latency figures predicted by a model, not measured on the device.",
+}
 
 
 def fake_banner(study: LoadedStudy) -> None:
-    """The FAKE warning every page shows for a study with computed latency."""
-    if study.latency_is_fake:
-        st.warning(
-            f"{FAKE_LABEL} latency: study {study.info.name!r} uses the fake latency backend, so its "
-            "latency figures are computed from model size and input pixels, not measured on a device."
-        )
+    """The warning every page shows for a study whose latency is FAKE, EMULATED or PREDICTED."""
+    kind = latency_kind(study.info, study.frame)
+    if kind in SOURCE_LABELS.values():
+        st.warning(f"{kind} latency: study {study.info.name!r} {LATENCY_WARNINGS[kind]}")
 
 
 def study_page(ctx: PageContext, title: str) -> LoadedStudy | None:

@@ -1,4 +1,5 @@
-"""Insight page: Optuna's parameter importances per objective and per-dimension effects."""
+"""Insight page: Optuna's parameter importances per objective, per-dimension effects and, for studies
+whose data has groups, the effect of the fairness methods."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ import streamlit as st
 from optuna.trial import FrozenTrial
 
 from dashboard import charts
-from dashboard.data import StudyInfo
-from dashboard.insight import EVALUATORS, InsightError, dimension_effects, effect_dimensions, param_importances
-from dashboard.ui import LoadedStudy, PageContext, sticky, study_page
+from dashboard.data import has_groups
+from dashboard.info import StudyInfo
+from dashboard.insight import (
+    EVALUATORS,
+    InsightError,
+    dimension_effects,
+    effect_dimensions,
+    fairness_figures,
+    fairness_method_effects,
+    param_importances,
+)
+from dashboard.study import LoadedStudy
+from dashboard.ui import PageContext, sticky, study_page
 
 
 def _signature(frame: pd.DataFrame, objective: str) -> tuple[tuple[int, float], ...]:
@@ -55,16 +66,40 @@ def _effects_section(study: LoadedStudy) -> None:
     for column, objective in zip(columns, study.info.objective_names):
         with column:
             st.plotly_chart(charts.effect_figure(study.frame, dimension, objective, study.info,
-                                                 study.latency_is_fake),
+                                                 charts.latency_note(study.frame)),
                             width="stretch", key=f"effect-{objective}")
             table = dimension_effects(study.frame, dimension, objective)
             st.dataframe(table, hide_index=True, width="stretch")
 
 
+def _fairness_section(study: LoadedStudy) -> None:
+    st.subheader("Fairness methods: effect on accuracy, minority accuracy and SPD")
+    table = fairness_method_effects(study.frame, study.info)
+    if table.empty:
+        st.info("No trial finished the top rung yet.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns[2:]})
+    rows = study.frame[(study.frame["state"] == "COMPLETE") & study.frame["trained"]]
+    columns = st.columns(len(fairness_figures(study.info)))
+    for column, (label, metric) in zip(columns, fairness_figures(study.info).items()):
+        with column:
+            figure = charts.effect_figure(study.frame, "fairness_method", metric, study.info, "",
+                                          rows=rows[rows[metric].notna()], column="fairness_method",
+                                          order=list(table["method"]))
+            figure.update_layout(yaxis_title=label)
+            st.plotly_chart(figure, width="stretch", key=f"fairness-{metric}")
+    st.caption("COMPLETE trials trained at the top rung, by the candidate's fairness method (trials of older "
+               "studies without one count as none): median and 25th–75th percentile. Minority accuracy is the "
+               "accuracy of the group the fairness figures compare with.")
+
+
 def render(ctx: PageContext) -> None:
-    """Draw the Insight page of the chosen study."""
+    """Draw the Insight page of the chosen study (fairness methods only for studies whose data has groups)."""
     study = study_page(ctx, "Insight")
     if study is None:
         return
     _importance_section(ctx, study)
     _effects_section(study)
+    if has_groups(study.info, study.frame):
+        _fairness_section(study)

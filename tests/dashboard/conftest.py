@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +44,11 @@ class SeededDB:
         """The ``esfair-demo`` study (FAKE latency, every kind of trial)."""
         return self.studies["esfair-demo"]
 
+    @property
+    def lpirc(self) -> SeededStudy:
+        """The ``lpirc-demo`` study (no groups; scores lpirc and mnasnet)."""
+        return self.studies["lpirc-demo"]
+
 
 def make_seeded(folder: Path) -> SeededDB:
     """Seed a new database file under ``folder``."""
@@ -60,26 +66,46 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> SeededDB:
 
 
 @pytest.fixture
-def fresh_db(tmp_path: Path) -> SeededDB:
-    """A seeded database of this test's own (for tests that add trials)."""
-    return make_seeded(tmp_path / "fresh")
+def fresh_db(tmp_path: Path, seeded_db: SeededDB) -> SeededDB:
+    """A copy of the seeded database of this test's own (for tests that add trials or tables)."""
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    path = folder / "hwsearch.db"
+    shutil.copyfile(seeded_db.path, path)
+    return replace(seeded_db, url=f"sqlite:///{path}", path=path)
 
 
-@pytest.fixture
-def loaded(seeded_db: SeededDB):  # type: ignore[no-untyped-def]
-    """``(info, trials, frame_with_front)`` of ``esfair-demo``, read through the dashboard's storage."""
-    from dashboard.data import study_info, trials_frame
-    from dashboard.pareto import with_front
+def read_seeded(url: str, name: str):  # type: ignore[no-untyped-def]
+    """Study ``name`` of ``url`` read through the dashboard's storage, as :func:`dashboard.ui.load_study` does."""
+    from dashboard.info import study_info
     from dashboard.storage import open_storage
+    from dashboard.study import read_study
 
-    storage = open_storage(seeded_db.url)
+    storage = open_storage(url)
     try:
-        frozen = next(s for s in storage.optuna_storage.get_all_studies() if s.study_name == "esfair-demo")
-        info = study_info(frozen)
-        trials = storage.optuna_storage.get_all_trials(storage.optuna_storage.get_study_id_from_name("esfair-demo"))
+        frozen = next(s for s in storage.optuna_storage.get_all_studies() if s.study_name == name)
+        trials = storage.optuna_storage.get_all_trials(storage.optuna_storage.get_study_id_from_name(name))
     finally:
         storage.close()
-    return info, trials, with_front(trials_frame(trials, info), info)
+    return read_study(study_info(frozen), trials)
+
+
+@pytest.fixture(scope="session")
+def demo(seeded_db: SeededDB):  # type: ignore[no-untyped-def]
+    """``esfair-demo`` as the pages load it (:class:`dashboard.ui.LoadedStudy`)."""
+    return read_seeded(seeded_db.url, "esfair-demo")
+
+
+@pytest.fixture(scope="session")
+def lpirc_demo(seeded_db: SeededDB):  # type: ignore[no-untyped-def]
+    """``lpirc-demo`` as the pages load it."""
+    return read_seeded(seeded_db.url, "lpirc-demo")
+
+
+@pytest.fixture(scope="session")
+def legacy(seeded_db: SeededDB):  # type: ignore[no-untyped-def]
+    """``esfair-legacy`` (the layout before rungs) as the pages load it."""
+    return read_seeded(seeded_db.url, "esfair-legacy")
 
 
 @pytest.fixture

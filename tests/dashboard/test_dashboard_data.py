@@ -1,198 +1,172 @@
-"""Pure data shaping: study info, trials frame, summaries, dominance, hypervolume, trial details."""
+"""Pure data shaping: study info from the task record, the trials frame, study summaries."""
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import math
-from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
-from dashboard import detail
 from dashboard.data import (
-    ObjectiveSpec,
-    StudyInfo,
+    half_width_column,
+    latency_kind,
     projection_pairs,
+    score_column,
     state_counts,
-    studies_table,
-    study_info,
-    study_summary,
     trials_frame,
 )
-from dashboard.pareto import (
-    FRONT_DOMINATED,
-    FRONT_INFEASIBLE,
-    FRONT_OTHER,
-    FRONT_PARETO,
-    REFERENCE_MARGIN,
-    hypervolume,
-    hypervolume_history,
-    non_dominated,
-    pareto_numbers,
-    with_front,
-)
+from dashboard.info import ObjectiveSpec, StudyInfo, study_info
+from dashboard.pareto import FRONT_MEMBERS, FrontView, with_front
+from dashboard.summary import studies_table, study_summary
+from search import attrs
+from search.front import FrontSpec
 
 ESFAIR_NAMES = ["accuracy", "fairness", "latency_ms"]
 
 
 def _info(names: list[str], directions: list[str]) -> StudyInfo:
-    return StudyInfo("s", "", "", "", "", "", tuple(ObjectiveSpec(n, d) for n, d in zip(names, directions)))
+    record = {"objectives": [{"name": n, "direction": d} for n, d in zip(names, directions)]}
+    return StudyInfo("s", "", "", "", "", "", tuple(ObjectiveSpec(n, d) for n, d in zip(names, directions)),
+                     FrontSpec.from_record(record))
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    base = {"state": "COMPLETE", "feasible": True, "trained": True, "baseline": "", "fake_latency": False}
-    return pd.DataFrame([{**base, **row} for row in rows])
-
-
-def test_study_info_reads_hwsearch_attrs(loaded) -> None:  # type: ignore[no-untyped-def]
-    info, _, _ = loaded
+def test_study_info_reads_the_task_record(demo, lpirc_demo) -> None:  # type: ignore[no-untyped-def]
+    info = demo.info
     assert info.objective_names == ESFAIR_NAMES
+    assert [o.metric for o in info.objectives] == ["accuracy", "fairness.fairness_part", "latency.median_ms"]
     assert [o.direction for o in info.objectives] == ["maximize", "maximize", "minimize"]
+    assert info.scores == ("esfair",) and [d.label for d in info.details] == ["SPD", "worst group"]
     assert (info.space, info.device_tag, info.latency_backend) == ("esfair", "fake", "fake")
     assert info.latency_budget_ms == 6.0 and info.latency_objective == "latency_ms"
-    assert len(info.test_metrics) == 1
+    assert info.floors == {"accuracy": 0.55}
+    assert info.rungs == (1, 3, 9) and info.eta == 2 and info.spent_s == 412.5
+    assert info.budget_s == 600.0 and "rungs 1 → 3 → 9" in info.plan
+    assert info.needs_groups and len(info.test_metrics) >= 1
+    assert info.spec.worst[2] == 6.0  # latency scales to the budget, as the CLI's FrontSpec does
+    lpirc = lpirc_demo.info
+    assert lpirc.objective_names == ["accuracy", "latency_ms"] and lpirc.scores == ("lpirc", "mnasnet")
+    assert lpirc.details == () and not lpirc.needs_groups
 
 
-def test_study_info_falls_back_without_attrs() -> None:
+def test_study_info_of_old_and_foreign_studies(legacy) -> None:  # type: ignore[no-untyped-def]
+    info = legacy.info
+    assert info.objective_names == ESFAIR_NAMES and info.scores == ("esfair",)  # completed from the space
+    assert info.spec.best == (1.0, 1.0 / 3.0, 0.0) and info.rungs == () and info.plan == ""
     storage = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=storage, directions=["minimize", "maximize"], study_name="plain")
     spaced = optuna.create_study(storage=storage, directions=["maximize"] * 2 + ["minimize"], study_name="spaced")
-    spaced.set_user_attr("hwsearch.space", "esfair")
+    spaced.set_user_attr(attrs.STUDY_SPACE, "esfair")
     by_name = {s.study_name: study_info(s) for s in storage.get_all_studies()}
-    assert by_name["plain"].objective_names == ["objective_0", "objective_1"]
-    assert by_name["plain"].latency_budget_ms is None and by_name["plain"].latency_objective is None
-    assert by_name["spaced"].objective_names == ESFAIR_NAMES
-    assert by_name["spaced"].latency_budget_ms == 6.0
+    plain = by_name["plain"]
+    assert plain.objective_names == ["objective_0", "objective_1"] and plain.scores == ()
+    assert plain.latency_budget_ms is None and plain.latency_objective is None
+    assert by_name["spaced"].objective_names == ESFAIR_NAMES and by_name["spaced"].latency_budget_ms == 6.0
 
 
-def test_trials_frame_rules(seeded_db, loaded) -> None:  # type: ignore[no-untyped-def]
-    info, trials, frame = loaded
-    demo = seeded_db.demo
-    assert list(frame["number"]) == list(range(len(trials)))
-    by_number = frame.set_index("number")
-    for number in demo.infeasible:
-        row = by_number.loc[number]
-        assert not row["feasible"] and not row["trained"]
-        assert math.isnan(row["accuracy"]) and math.isnan(row["fairness"])
-        assert row["latency_ms"] > info.latency_budget_ms
-        assert "budget" in row["infeasible_reason"]
-    over = by_number.loc[demo.trained_infeasible[0]]
-    assert over["trained"] and not over["feasible"] and over["accuracy"] > 0
-    assert over["latency_ms"] > info.latency_budget_ms and "final artifact" in over["infeasible_reason"]
-    pruned = by_number.loc[demo.infeasible[-1]]
-    assert pruned["state"] == "PRUNED" and pruned["latency_ms"] > 0
-    for number in demo.feasible:
-        trial = trials[number]
-        assert by_number.loc[number, "accuracy"] == pytest.approx(trial.values[0])
-        assert by_number.loc[number, "candidate"] == trial.user_attrs["candidate_text"]
-    assert frame["fake_latency"].all()
-    assert by_number.loc[demo.failed[0], "fail_reason"].startswith("RuntimeError")
-    assert by_number.loc[demo.baselines["esfair-winner-mobileone-s0"], "param.backbone"] == "mobileone_s0"
-    assert by_number.loc[0, "param.epochs"] == 2  # from the candidate attribute, not a searched param
+def test_trials_frame_rules(seeded_db, demo) -> None:  # type: ignore[no-untyped-def]
+    seeded, frame, trials = seeded_db.demo, demo.frame.set_index("number"), demo.trials
+    assert list(demo.frame["number"]) == list(range(len(trials))) and len(trials) == seeded.trials
+    for number in seeded.screened_out:
+        row = frame.loc[number]
+        assert not row["feasible"] and not row["trained"] and row["state"] == "COMPLETE"
+        assert math.isnan(row["accuracy"]) and math.isnan(row["fairness"])  # not the stored worst values
+        assert row["latency_ms"] > 6.0 and "over the budget" in row["infeasible_reason"]
+    for rung, numbers in seeded.stopped.items():
+        for number in numbers:
+            row, record = frame.loc[number], trials[number].user_attrs[attrs.rung_key(rung)]
+            assert row["state"] == "PRUNED" and row["rung"] == rung and row["epochs"] == (1, 3, 9)[rung]
+            assert [row[n] for n in ESFAIR_NAMES] == pytest.approx(record["values"])  # its last rung's values
+            assert row["stopped"] == record["decision"]["reason"] and "continue" in row["stopped"]
+    for number in seeded.complete:
+        row, trial = frame.loc[number], trials[number]
+        assert [row[n] for n in ESFAIR_NAMES] == pytest.approx(trial.values) and row["epochs"] == 9
+        metrics = trial.user_attrs[attrs.METRICS]
+        assert row[score_column("esfair")] == pytest.approx(metrics["scores"]["esfair"])
+        assert row["SPD"] == pytest.approx(metrics["fairness"]["spd"])
+        assert row["minority_accuracy"] == pytest.approx(metrics["per_group_accuracy"]["dark"])
+        low, high = metrics["intervals"]["accuracy"]
+        assert row[half_width_column("accuracy")] == pytest.approx((high - low) / 2)
+        assert row[half_width_column("latency_ms")] == pytest.approx(row["latency_ms"] * 0.025)
+        assert row["candidate"] == trial.user_attrs["candidate_text"]
+    floor = frame.loc[seeded.floor_violator]
+    assert floor["trained"] and not floor["feasible"] and "accuracy floor" in floor["infeasible_reason"]
+    over = frame.loc[seeded.over_budget_final]
+    assert over["trained"] and not over["feasible"] and "latency" in over["infeasible_reason"]
+    measured = frame[frame["latency_source"] != ""]  # all but the trials that never reached their screen
+    assert len(measured) == len(frame) - 2 and measured["fake_latency"].all()
+    assert set(measured["latency_source"]) == {"fake"}
+    assert measured["latency_label"].str.startswith("FAKE latency (not measured)").all()
+    assert frame.loc[seeded.continuation, "continues"] == seeded.interrupted
+    assert frame.loc[seeded.failed[-1], "fail_reason"].startswith("RuntimeError")
+    assert frame.loc[seeded.baselines["esfair-winner-mobileone-s0"], "param.backbone"] == "mobileone_s0"
+    assert set(frame["fairness_method"]) <= {"none", "balanced_sampler", "reweight", "groupdro"}
 
 
-def test_front_marks(seeded_db, loaded) -> None:  # type: ignore[no-untyped-def]
-    info, _, frame = loaded
-    demo = seeded_db.demo
-    marks = frame.set_index("number")["front"]
-    assert {marks[n] for n in demo.failed + demo.running} == {FRONT_OTHER}
-    assert {marks[n] for n in demo.infeasible[:-1] + demo.trained_infeasible} == {FRONT_INFEASIBLE}
-    feasible = frame[frame["number"].isin(demo.feasible)]
-    losses = np.stack([-feasible["accuracy"], -feasible["fairness"], feasible["latency_ms"]], axis=1)
-    expected = set(feasible["number"][non_dominated(losses)])
-    assert set(pareto_numbers(frame, info)) == expected
-    assert set(marks[marks == FRONT_DOMINATED].index) == set(demo.feasible) - expected
+def test_lpirc_frame_has_its_own_columns(lpirc_demo) -> None:  # type: ignore[no-untyped-def]
+    frame = lpirc_demo.frame
+    assert {score_column("lpirc"), score_column("mnasnet"), half_width_column("accuracy")} <= set(frame.columns)
+    assert not {score_column("esfair"), "SPD", "fairness"} & set(frame.columns)
+    complete = frame[frame["state"] == "COMPLETE"]
+    assert complete[score_column("mnasnet")].notna().all() and complete["minority_accuracy"].isna().all()
 
 
-def test_non_dominated_small_cases() -> None:
-    losses = np.array([[1.0, 1.0], [2.0, 0.5], [2.0, 2.0], [1.0, 1.0], [0.5, 3.0], [3.0, 3.0]])
-    assert non_dominated(losses).tolist() == [True, True, False, True, True, False]
-    assert non_dominated(np.zeros((0, 3))).tolist() == []
-    assert non_dominated(np.array([[5.0, 5.0, 5.0]])).tolist() == [True]
+def test_legacy_layout(legacy) -> None:  # type: ignore[no-untyped-def]
+    frame = legacy.frame.set_index("number")
+    trained = frame[frame["trained"]]
+    assert trained[score_column("esfair")].notna().all()  # esfair_score read as scores["esfair"]
+    assert trained[half_width_column("accuracy")].isna().all()  # no intervals stored then
+    assert set(trained["fairness_method"]) == {"none"}
+    pruned = frame[frame["state"] == "PRUNED"]
+    assert len(pruned) == 1 and math.isnan(pruned["rung"].iloc[0]) and pruned["latency_ms"].iloc[0] > 6.0
 
 
-def test_infeasible_never_on_front_even_when_better() -> None:
-    info = _info(["accuracy", "latency_ms"], ["maximize", "minimize"])
-    frame = _frame([
-        {"number": 0, "accuracy": 0.8, "latency_ms": 2.0},
-        {"number": 1, "accuracy": 0.99, "latency_ms": 0.1, "feasible": False},
-        {"number": 2, "accuracy": 0.7, "latency_ms": 3.0},
-        {"number": 3, "accuracy": math.nan, "latency_ms": 1.0, "state": "FAIL"},
-    ])
-    marked = with_front(frame, info)
-    assert list(marked["front"]) == [FRONT_PARETO, FRONT_INFEASIBLE, FRONT_DOMINATED, FRONT_OTHER]
+def test_candidate_attribute_wins_over_sampled_params() -> None:
+    info = _info(["loss"], ["minimize"])
+    trial = create_trial(value=0.5, params={"resolution": 96.0},
+                         distributions={"resolution": FloatDistribution(32, 224)},
+                         user_attrs={attrs.CANDIDATE: {"resolution": 32}})
+    assert trials_frame([trial], info).loc[0, "param.resolution"] == 32
 
 
-def _union_volume(points: np.ndarray, reference: np.ndarray) -> float:
-    """Exact volume of the union of boxes [p, reference] by coordinate compression (brute force)."""
-    axes = [np.unique(np.append(points[:, d], reference[d])) for d in range(points.shape[1])]
-    volume = 0.0
-    for cell in itertools.product(*[range(len(a) - 1) for a in axes]):
-        low = np.array([axes[d][i] for d, i in enumerate(cell)])
-        high = np.array([axes[d][i + 1] for d, i in enumerate(cell)])
-        if ((points <= low).all(axis=1)).any():
-            volume += float(np.prod(high - low))
-    return volume
-
-
-def test_hypervolume_matches_brute_force() -> None:
-    two = np.array([[0.0, 1.0], [1.0, 0.0]])
-    assert hypervolume(two, [1.1, 1.1]) == pytest.approx(0.21)
-    rng = np.random.default_rng(3)
-    points = rng.random((7, 3))
-    reference = np.full(3, REFERENCE_MARGIN)
-    assert hypervolume(points, reference) == pytest.approx(_union_volume(points, reference))
-    assert hypervolume(np.array([[2.0, 0.0]]), [1.1, 1.1]) == 0.0
-
-
-def test_hypervolume_history(loaded) -> None:  # type: ignore[no-untyped-def]
-    info, _, frame = loaded
-    history = hypervolume_history(frame, info)
-    competing = frame[(frame["state"] == "COMPLETE") & frame["feasible"]]
-    assert list(history["number"]) == sorted(competing["number"])
-    values = history["hypervolume"].to_numpy()
-    assert (np.diff(values) >= -1e-12).all() and 0 < values[-1] <= 1
-    front = competing[competing["number"].isin(pareto_numbers(frame, info))]
-    losses = np.stack([-competing["accuracy"], -competing["fairness"], competing["latency_ms"]], axis=1)
-    ideal, span = losses.min(axis=0), losses.max(axis=0) - losses.min(axis=0)
-    scaled = (np.stack([-front["accuracy"], -front["fairness"], front["latency_ms"]], axis=1) - ideal) / span
-    expected = _union_volume(scaled, np.full(3, REFERENCE_MARGIN)) / REFERENCE_MARGIN ** 3
-    assert values[-1] == pytest.approx(expected)
-    empty = hypervolume_history(frame[frame["state"] == "FAIL"], info)
-    assert empty.empty and list(empty.columns) == ["number", "hypervolume"]
-
-
-def test_summary_and_table(seeded_db, loaded) -> None:  # type: ignore[no-untyped-def]
-    info, _, frame = loaded
-    demo = seeded_db.demo
+def test_summary_and_table(seeded_db, demo) -> None:  # type: ignore[no-untyped-def]
+    seeded, info, frame = seeded_db.demo, demo.info, demo.frame
     counts = state_counts(frame)
-    assert counts["FAIL"] == len(demo.failed) and counts["RUNNING"] == 1 and counts["PRUNED"] == 1
-    assert counts["WAITING"] == 0
-    row = study_summary(info, frame, pareto_size=len(pareto_numbers(frame, info)))
+    assert counts["FAIL"] == len(seeded.failed) and counts["RUNNING"] == len(seeded.running)
+    assert counts["PRUNED"] == len(seeded.pruned) and counts["WAITING"] == 0
+    row = study_summary(info, frame)
     assert row["latency"] == "FAKE" and row["space"] == "esfair" and row["device"] == "fake"
-    assert row["infeasible"] == len(demo.infeasible) - 1 + len(demo.trained_infeasible)  # PRUNED is not COMPLETE
-    feasible = frame[frame["number"].isin(demo.feasible)]
-    assert row["best accuracy"] == pytest.approx(feasible["accuracy"].max())
-    assert row["best latency_ms"] == pytest.approx(feasible["latency_ms"].min())
+    assert row["infeasible"] == len(seeded.screened_out) + 2  # plus the floor violator and the final over budget
+    members = frame[frame["front"].isin(FRONT_MEMBERS)]
+    assert row["pareto"] == len(members) and row["within noise"] == int(members["dominated_by"].notna().sum())
+    competing = frame[frame["number"].isin(demo.view.competing)]
+    assert row["best accuracy"] == pytest.approx(competing["accuracy"].max())
+    assert row["best latency_ms"] == pytest.approx(competing["latency_ms"].min())
+    assert row["best esfair score"] == pytest.approx(competing[score_column("esfair")].max())
+    assert row["rungs"] == "1 → 3 → 9 epochs, η = 2" and row["budget"] == "412 s of 600 s spent (69%)"
     older = dict(row, study="older", **{"last activity": pd.Timestamp("2020-01-01")})
     never = dict(row, study="never", **{"last activity": None})
     assert list(studies_table([older, never, row])["study"]) == ["esfair-demo", "older", "never"]
 
 
+def test_latency_kind_names_what_is_not_measured() -> None:
+    info = _info(["latency_ms"], ["minimize"])
+    frame = pd.DataFrame({"latency_source": ["measured", "emulated"]})
+    assert latency_kind(info, frame) == "EMULATED"
+    assert latency_kind(info, frame.assign(latency_source=["predicted", "fake"])) == "FAKE"
+    assert latency_kind(info, frame.assign(latency_source=["measured", "measured"])) == "unknown"
+
+
 def test_trials_frame_of_empty_study() -> None:
     info = _info(ESFAIR_NAMES, ["maximize", "maximize", "minimize"])
-    frame = with_front(trials_frame([], info), info)
-    assert frame.empty and {"accuracy", "front", "number"} <= set(frame.columns)
+    frame = with_front(trials_frame([], info), FrontView())
+    assert frame.empty and {"accuracy", "front", "number", half_width_column("accuracy")} <= set(frame.columns)
     assert state_counts(frame)["COMPLETE"] == 0
 
 
-def test_trials_without_hwsearch_attrs_are_feasible_when_complete() -> None:
+def test_trials_without_hwsearch_attrs() -> None:
     info = _info(["loss"], ["minimize"])
     dist = {"x": FloatDistribution(0, 1)}
     trials = [create_trial(value=0.5, params={"x": 0.2}, distributions=dist),
@@ -206,42 +180,3 @@ def test_trials_without_hwsearch_attrs_are_feasible_when_complete() -> None:
 def test_projection_pairs() -> None:
     info = _info(ESFAIR_NAMES, ["maximize", "maximize", "minimize"])
     assert projection_pairs(info) == [("latency_ms", "accuracy"), ("latency_ms", "fairness"), ("fairness", "accuracy")]
-
-
-def test_trial_detail_frames(loaded) -> None:  # type: ignore[no-untyped-def]
-    _, trials, frame = loaded
-    number = int(frame.loc[frame["trained"], "number"].iloc[0])
-    metrics = trials[number].user_attrs["metrics"]
-    groups = detail.group_accuracy_frame(metrics)
-    assert list(groups["group"]) == ["light", "medium", "dark"]
-    assert groups.loc[groups["minority"], "group"].tolist() == ["dark"]
-    matrix = detail.confusion_frame(metrics)
-    assert list(matrix.index) == ["nevus", "melanoma", "keratosis"] == list(matrix.columns)
-    assert int(matrix.to_numpy().sum()) == sum(metrics["group_counts"].values())
-    stats = detail.latency_stats_frame(metrics["latency"])
-    assert list(stats["stat"]) == ["min", "median", "mean", "p90"] and stats["ms"].is_monotonic_increasing
-    stages = detail.stage_frame(trials[number].user_attrs["stage_seconds"])
-    assert stages["share"].sum() == pytest.approx(1.0) and stages["stage"].iloc[0] == "build"
-    assert detail.confusion_frame({}).empty and detail.stage_frame({}).empty
-
-
-def test_export_command_is_quoted() -> None:
-    command = detail.export_command("sqlite:///runs/hw.db", "my study", 7, detail.default_export_dir("my study", 7))
-    assert command == ("python -m search.export --storage sqlite:///runs/hw.db --study 'my study' "
-                       "--trial 7 --out 'exports/my study/trial_7'")
-
-
-def test_artifact_resolution_and_hash(tmp_path: Path) -> None:
-    out_dir = tmp_path / "runs" / "s"
-    (out_dir / "trial_1").mkdir(parents=True)
-    artifact = out_dir / "trial_1" / "model.onnx"
-    artifact.write_bytes(b"onnx bytes")
-    assert detail.resolve_artifact(str(artifact), "", tmp_path) == artifact
-    relative = detail.resolve_artifact("trial_1/model.onnx", str(out_dir), tmp_path / "elsewhere")
-    assert relative == out_dir / "trial_1" / "model.onnx"
-    assert detail.resolve_artifact("missing.onnx", str(out_dir), tmp_path) is None
-    assert detail.resolve_artifact("", str(out_dir), tmp_path) is None
-    good = detail.read_artifact(artifact, hashlib.sha256(b"onnx bytes").hexdigest())
-    assert good.data == b"onnx bytes" and good.matches is True
-    assert detail.read_artifact(artifact, "0" * 64).matches is False
-    assert detail.read_artifact(artifact, "").matches is None

@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from dashboard_browser import chrome, ensure_chromium, streamlit_server
-from dashboard_seed import _Writer
+from dashboard_seed import append_trial
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +40,8 @@ def test_pareto_chart_renders_in_chromium(fresh_db, tmp_path: Path) -> None:  # 
             driver.get(f"{base}/?page=Pareto&study=esfair-demo")
             wait = WebDriverWait(driver, WAIT_S)
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, POINT_SELECTOR)) >= 20)
-            wait.until(lambda d: "25 trials in all" in _body_text(d))
+            total = fresh_db.demo.trials
+            wait.until(lambda d: f"{total} trials in all" in _body_text(d))
             text = _body_text(driver)
             assert "Pareto front — esfair-demo" in text and "FAKE" in text
             assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
@@ -50,10 +50,10 @@ def test_pareto_chart_renders_in_chromium(fresh_db, tmp_path: Path) -> None:  # 
             time.sleep(1.0)
             driver.save_screenshot(str(screenshot))
 
-            study = optuna.load_study(study_name="esfair-demo", storage=fresh_db.url)
-            _Writer(study, fresh_db.out_root / "esfair-demo", fake=True, seed=11).add(
-                fixed={"backbone": "lcnet", "width": 0.35, "resolution": 64, "quant": "fp32", "prune_ratio": 0.0})
-            wait.until(lambda d: "26 trials in all" in _body_text(d))
+            append_trial(fresh_db.url, "esfair-demo", fresh_db.out_root,
+                         {"backbone": "lcnet", "width": 0.35, "resolution": 64, "quant": "fp32", "prune_ratio": 0.0},
+                         seed=11)
+            wait.until(lambda d: f"{total + 1} trials in all" in _body_text(d))
             assert "page=Pareto" in driver.current_url and "study=esfair-demo" in driver.current_url
         finally:
             driver.quit()

@@ -10,7 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 HEAVY = ("torch", "timm", "onnxruntime", "ray", "torch_pruning", "torchvision")
-PURE = ("dashboard.data", "dashboard.pareto", "dashboard.charts", "dashboard.insight", "dashboard.detail",
+PURE = ("dashboard.info", "dashboard.data", "dashboard.pareto", "dashboard.study", "dashboard.fidelity",
+        "dashboard.summary", "dashboard.charts", "dashboard.trial_charts", "dashboard.insight", "dashboard.detail",
         "dashboard.fleet", "dashboard.storage")
 PAGES = ("dashboard.ui", "dashboard.views.studies", "dashboard.views.pareto", "dashboard.views.trial",
          "dashboard.views.insight", "dashboard.views.fleet")
@@ -30,3 +31,4 @@ def test_import_hygiene() -> None:
     roots = {m.split(".")[0] for m in pages}
     assert not roots & set(HEAVY)
     assert {m for m in pages if m.startswith("evaluators")} <= {"evaluators", "evaluators.contracts"}
+    assert {m for m in pages if m.startswith("search")} == {"search", "search.attrs", "search.front"}

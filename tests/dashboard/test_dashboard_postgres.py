@@ -32,14 +32,14 @@ def pg_studies(tmp_path: Path, pg_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_pages_on_postgres(app_for, pg_studies, pg_url: str) -> None:  # type: ignore[no-untyped-def]
-    demo = next(name for name in pg_studies if name.endswith("esfair-demo"))
     app = app_for(pg_url).run()
     assert not app.exception and not app.error
-    assert demo in set(app.dataframe[0].value["study"])
-    app.sidebar.selectbox(key="w.study").set_value(demo)
-    for page in ("Pareto", "Trial", "Insight", "Fleet"):
-        app.sidebar.radio(key="w.page").set_value(page).run()
-        assert not app.exception and not app.error, page
+    assert set(pg_studies) <= set(app.dataframe[0].value["study"])
+    for name in (n for n in pg_studies if n.endswith(("esfair-demo", "lpirc-demo"))):
+        app.sidebar.selectbox(key="w.study").set_value(name)
+        for page in ("Studies", "Pareto", "Trial", "Insight", "Fleet"):
+            app.sidebar.radio(key="w.page").set_value(page).run()
+            assert not app.exception and not app.error, (name, page)
     storage = open_storage(pg_url)
     try:
         with pytest.raises(SQLAlchemyError, match="read-only"):

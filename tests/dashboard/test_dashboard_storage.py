@@ -92,7 +92,7 @@ def test_opened_storage_refuses_writes(seeded_db) -> None:  # type: ignore[no-un
     storage = open_storage(seeded_db.url)
     try:
         assert {"studies", "trials"} <= storage.table_names()
-        assert len(storage.optuna_storage.get_all_studies()) == 2
+        assert len(storage.optuna_storage.get_all_studies()) == len(seeded_db.studies)
         with pytest.raises(OperationalError, match="readonly|read-only"):
             with storage.engine.begin() as connection:
                 connection.execute(sqlalchemy.text("CREATE TABLE intruder (id INTEGER)"))
