@@ -87,6 +87,7 @@ class StudyInfo:
         rungs: Training epochs of each fidelity rung (empty for studies without rungs).
         eta: Successive-halving factor, when known.
         spent_s: Seconds of the study's budget spent so far, when known.
+        stored_budget_s: The study's budget as the launcher stored it (``hwsearch.budget_s``).
         plan: The last run's plan, in words.
         test_metrics: Test-split Metrics dicts of Pareto trials, by trial number.
     """
@@ -109,6 +110,7 @@ class StudyInfo:
     rungs: tuple[int, ...] = ()
     eta: int | None = None
     spent_s: float | None = None
+    stored_budget_s: float | None = None
     plan: str = ""
     test_metrics: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -129,7 +131,9 @@ class StudyInfo:
 
     @property
     def budget_s(self) -> float | None:
-        """The study's wall-clock budget as its last plan states it (``None`` without a plan)."""
+        """The study's wall-clock budget: as stored, else as its last plan states it (``None``: unknown)."""
+        if self.stored_budget_s is not None:
+            return self.stored_budget_s
         match = _PLAN_BUDGET.search(self.plan)
         return float(match.group(1)) if match else None
 
@@ -231,6 +235,7 @@ def study_info(study: FrozenStudy) -> StudyInfo:
         rungs=tuple(int(e) for e in user.get(attrs.STUDY_RUNGS) or ()),
         eta=int(eta) if eta is not None else None,
         spent_s=_float(user.get(attrs.STUDY_SPENT_S)),
+        stored_budget_s=_float(user.get(attrs.STUDY_BUDGET_S)),
         plan=str(user.get(attrs.STUDY_PLAN) or ""),
         test_metrics=_test_metrics(user),
     )

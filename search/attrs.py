@@ -12,8 +12,9 @@ Study user attributes:
     ``hwsearch.test_metrics.<number>``: Metrics dict of Pareto trial ``<number>`` on the test split
     (finished trials are read-only in Optuna, so these live on the study).
     ``hwsearch.rungs``: training epochs of each fidelity rung, fixed when the study is created.
-    ``hwsearch.eta``: the successive-halving factor. ``hwsearch.spent_s``: seconds of the study's
-    budget spent by its runs so far. ``hwsearch.plan``: the last run's plan, in words.
+    ``hwsearch.eta``: the successive-halving factor. ``hwsearch.budget_s``: the study's wall-clock
+    budget (``--timeout`` of its last run). ``hwsearch.spent_s``: seconds of the budget spent by its
+    runs so far. ``hwsearch.plan``: the last run's plan, in words.
 
 Trial user attributes:
     ``candidate``: ``Candidate.to_params()``. ``candidate_text``: ``Candidate.describe()``.
@@ -46,6 +47,7 @@ STUDY_TEST_METRICS_PREFIX = "hwsearch.test_metrics."
 STUDY_RUNGS = "hwsearch.rungs"
 STUDY_ETA = "hwsearch.eta"
 STUDY_SPENT_S = "hwsearch.spent_s"
+STUDY_BUDGET_S = "hwsearch.budget_s"
 STUDY_PLAN = "hwsearch.plan"
 
 CANDIDATE = "candidate"

@@ -195,6 +195,7 @@ def run(config: SearchConfig) -> int:
                 print(f"resume: trials {continued} continue from their last promoted rung checkpoint")
             teacher_epochs = teacher_epochs_of(dataset, cost, config.timeout_s)
             study.set_user_attr(attrs.STUDY_PLAN, plan.describe())
+            study.set_user_attr(attrs.STUDY_BUDGET_S, config.timeout_s)
             print(plan.describe())
             run_ = SearchRun(config=config, study=study, storage=storage, space=space, task=task,
                              spec=FrontSpec.from_task(task), dataset=dataset, data_spec=data_spec,
