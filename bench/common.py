@@ -15,6 +15,7 @@ puts it first on ``PYTHONPATH``, so a bench and the launchers it starts run this
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -55,6 +56,37 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def bench_parser(doc: str, quick: str) -> argparse.ArgumentParser:
+    """A bench's argument parser (described by the first line of ``doc``) with ``--out`` and
+    ``--quick`` (``quick`` says what the CI size is)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
+    p.add_argument("--quick", action="store_true", help=f"CI size: {quick}")
+    return p
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a bench writes.
+
+    Attributes:
+        name: ``<stem>``, or ``<stem>_quick`` for ``--quick`` (the outputs' file name).
+        out: The output folder (``--out``, absolute).
+        work: ``out/name``, the bench's working folder.
+    """
+
+    name: str
+    out: Path
+    work: Path
+
+
+def outputs(stem: str, args: argparse.Namespace) -> Outputs:
+    """The :class:`Outputs` of bench ``stem`` run with ``args`` (from :func:`bench_parser`)."""
+    name = f"{stem}_quick" if args.quick else stem
+    out = Path(args.out).resolve()
+    return Outputs(name, out, out / name)
 
 
 def write_outputs(out_dir: Path, name: str, text: str, data: Mapping[str, Any]) -> tuple[Path, Path]:
@@ -116,6 +148,34 @@ def run_launcher(argv: Sequence[str], log: Path, *, limit_s: float | None = None
                 timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Launch(tuple(argv), proc.returncode, time.perf_counter() - start, usage.ru_maxrss / 1024.0, log)
+
+
+def embedded_data(out: Path, *, size: int | None = None, counts: Mapping[str, int] | None = None) -> Path:
+    """The embedded esfair data set (generation seed 0; ``size``/``counts`` default to its own 224 px,
+    1200/400/400), generated once under ``<out>/data`` and shared by the benches writing to ``out``."""
+    from evaluators.data.synthetic import ensure_embedded
+
+    return ensure_embedded(out / "data", "esfair", seed=0, size=size, counts=counts)
+
+
+def pipeline_context(dataset: Any, work: Path, *, latency_threads: int = 1) -> Any:
+    """The trial context the launcher builds for ``--seed 0`` (local latency backend with the launcher's
+    settings and a latency cache in ``work``, no KD teacher), its budgets lifted so that any candidate
+    is trained; torch's threads set as the launcher sets them for ``--jobs 1`` (all CPUs)."""
+    import torch
+
+    from evaluators.contracts import LatencySettings
+    from evaluators.db import make_engine
+    from evaluators.latency import make_latency_backend
+    from search.context import build_context
+    from spaces.registry import get_space
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    task = get_space("esfair").task.with_settings(latency_budget_ms=1e9, size_budget_mb=1e9)
+    return build_context(dataset=dataset, task=task, backend=make_latency_backend("local"),
+                         settings=LatencySettings(threads=latency_threads, batch=1),
+                         engine=make_engine(f"sqlite:///{work / 'latency.db'}"), study_dir=work, device="cpu",
+                         seed=0, teacher_epochs=0)
 
 
 def open_study(run_dir: Path, name: str) -> Any:

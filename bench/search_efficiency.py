@@ -54,9 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    bench_parser,
+    embedded_data,
     format_table,
     open_study,
     outcome_counts,
+    outputs,
+    pipeline_context,
     record_point,
     run_launcher,
     rung_counts,
@@ -128,8 +132,9 @@ class RunResult:
         arm, seed: Which run. argv: Its launcher arguments. returncode, wall_s: Of the command.
         spent_s: The study's spent search budget. rungs: Its rung ladder (epochs).
         outcomes: Trials by outcome (:func:`common.outcome_counts`). per_rung: Rung jobs by rung.
-        hv_val, hv_test: Hypervolume of the validation points / the test-split front.
-        front: The test-split front members (``number``, test values, half-widths, candidate).
+        hv_val, hv_test: Hypervolume of the validation points / of the front members' test figures.
+        front: The validation front's members with their test figures (``number``, test values,
+            half-widths, candidate).
         curve: ``(seconds since the first trial started, validation HV)`` after each finished trial.
     """
 
@@ -158,15 +163,8 @@ class RunResult:
         return self.evaluated / self.spent_s * 3600.0 if self.spent_s > 0 else math.nan
 
     def front_points(self) -> list[Point]:
-        """The test-split front as ``search.front`` points."""
+        """The front members' test figures as ``search.front`` points."""
         return [Point(m["number"], tuple(m["values"]), True, tuple(m["half_widths"])) for m in self.front]
-
-
-def prepare_data(cfg: Config, work: Path) -> Path:
-    """The embedded esfair data at the bench's size, generated once under ``work/data``."""
-    from evaluators.data.synthetic import ensure_embedded
-
-    return ensure_embedded(work / "data", "esfair", seed=0, size=cfg.image_size, counts=cfg.counts)
 
 
 def launcher_argv(arm: str, seed: int, cfg: Config, data: Path, run_dir: Path) -> list[str]:
@@ -196,7 +194,7 @@ def read_run(arm: str, seed: int, run_dir: Path, info: dict[str, Any]) -> RunRes
     candidates = {t.number: t.user_attrs.get(attrs.CANDIDATE_TEXT, "") for t in trials}
     test = study_points(study, "test", spec)
     members = [{"number": p.number, "values": list(p.values), "half_widths": list(p.half_widths),
-                "candidate": candidates.get(p.number, "")} for p in front(test, spec)]
+                "candidate": candidates.get(p.number, "")} for p in test]
     return RunResult(
         arm=arm, seed=seed, argv=info["argv"], returncode=info["returncode"], wall_s=info["wall_s"],
         spent_s=float(study.user_attrs.get(attrs.STUDY_SPENT_S, 0.0)),
@@ -309,34 +307,17 @@ class Recipe:
     record: dict[str, Any]
 
 
-def recipe_context(data: Path, work: Path) -> Any:
-    """The trial context the launcher would build for ``--seed 0``, its budgets lifted so that the
-    recipe is always trained (its latency is judged against the real budget afterwards)."""
-    import torch
-
-    from evaluators.contracts import LatencySettings
-    from evaluators.data import load_dataset
-    from evaluators.db import make_engine
-    from evaluators.latency import make_latency_backend
-    from search.context import build_context
-    from spaces.registry import get_space
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    dataset = load_dataset(str(data), cache_root=work / "data", seed=0)
-    task = get_space("esfair").task.with_settings(latency_budget_ms=1e9, size_budget_mb=1e9)
-    return build_context(dataset=dataset, task=task, backend=make_latency_backend("local"),
-                         settings=LatencySettings(threads=1, batch=1),
-                         engine=make_engine(f"sqlite:///{work / 'latency.db'}"), study_dir=work, device="cpu",
-                         seed=0, teacher_epochs=0)
-
-
 def train_recipe(data: Path, work: Path, budget_s: float, spec: FrontSpec) -> Recipe:
-    """Time one epoch of the recipe, then train a fresh one for as many epochs as fit ``budget_s``."""
+    """Time one epoch of the recipe, then train a fresh one for as many epochs as fit ``budget_s`` (in the
+    launcher's trial context, its budgets lifted so that the recipe is always trained: its latency is
+    judged against the real budget afterwards)."""
     from evaluators.pipeline import RungJob, run_rung
     from spaces.registry import get_space
 
+    from evaluators.data import load_dataset
+
     shutil.rmtree(work, ignore_errors=True)
-    ctx = recipe_context(data, work)
+    ctx = pipeline_context(load_dataset(str(data), cache_root=work / "data", seed=0), work)
     base = get_space("esfair").baselines()[RECIPE]
     probe = run_rung(dataclasses.replace(base, epochs=1), ctx, work / "one-epoch",
                      RungJob(rung=0, epochs=1, final=True, kd=False, screen=True))
@@ -466,15 +447,13 @@ def plot_curves(runs: Sequence[RunResult], cfg: Config, path: Path) -> None:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line arguments."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__doc__, "tiny data, 30 s per run, 1 seed")
     p.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
     p.add_argument("--budget", type=float, default=360.0, help="--timeout of every run, in seconds (default 360)")
-    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     p.add_argument("--fresh", action="store_true", help="rerun every run even when a matching one is stored")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                    help=f"comma-separated arms among {', '.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--no-recipe", action="store_true", help="skip the ESFair sample recipe")
-    p.add_argument("--quick", action="store_true", help="CI size: tiny data, 30 s per run, 1 seed")
     return p.parse_args(argv)
 
 
@@ -487,12 +466,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     base = QUICK if args.quick else Config(seeds=tuple(range(args.seeds)), budget_s=args.budget)
     cfg = dataclasses.replace(base, arms=arms)
-    name = "search_efficiency_quick" if cfg.quick else "search_efficiency"
-    out = args.out.resolve()
-    work = out / name
+    name, out, work = dataclasses.astuple(outputs("search_efficiency", args))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    data = prepare_data(cfg, work)
+    data = embedded_data(out, size=cfg.image_size, counts=cfg.counts)
     print(f"search efficiency on esfair: arms {', '.join(cfg.arms)}; seeds {', '.join(map(str, cfg.seeds))}; "
           f"--timeout {cfg.budget_s:g} per run, one run at a time on {os.cpu_count()} CPUs; data {data}"
           + (f"; every arm {' '.join(cfg.extra)}" if cfg.extra else ""), flush=True)
