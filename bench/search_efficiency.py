@@ -249,8 +249,10 @@ def arms_table(runs: Sequence[RunResult]) -> str:
         mine = [r for r in runs if r.arm == arm]
         if mine:
             rows.append([arm, spread([r.evaluated for r in mine], 0), spread([r.per_hour for r in mine], 0),
-                         spread([r.outcomes["screened"] for r in mine], 0), spread([r.hv_test for r in mine], 3)])
-    return format_table(["arm", "candidates trained", "candidates / h", "screened out", "HV (test front)"], rows)
+                         "; ".join(ladder_text(r) for r in mine), spread([r.outcomes["screened"] for r in mine], 0),
+                         spread([r.hv_test for r in mine], 3)])
+    return format_table(["arm", "candidates trained", "candidates / h", "rung jobs, per seed", "screened out",
+                         "HV (test front)"], rows)
 
 
 def ratio(a: float, b: float) -> float:
@@ -498,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_outputs(out, name, text, {
         "config": dataclasses.asdict(cfg), "runs": [dataclasses.asdict(r) for r in runs], "ratios": ratios,
         "targets": {"hv_ratio": TARGET_HV_RATIO, "rate_ratio": TARGET_RATE_RATIO},
-        "recipe": None if recipe is None else {**dataclasses.asdict(recipe), "point": dataclasses.asdict(recipe.point)},
+        "recipe": None if recipe is None else dataclasses.asdict(recipe),
         "wall_s": time.perf_counter() - started,
     })
     print(f"also {out / f'{name}.png'}; {(time.perf_counter() - started) / 60:.1f} min")
