@@ -15,17 +15,17 @@ The driver is the one hwsearch's launcher runs (:func:`run_optuna`): a sampler f
 ``search.samplers.make_sampler`` (or Optuna's defaults, for comparison), define-by-run
 suggestions, ask/tell in batches of ``--batch`` pending trials (what ``--jobs N`` does), and
 constraints recorded with ``search.samplers.record_constraints`` before the objectives are known,
-the way ``search.objective.TrialRunner`` records them. The constraint mimics the latency budget:
+the way the search records a screened candidate's (``search.records``). The constraint mimics the latency budget:
 a candidate whose distance variables stray from their optimum by more than the median of uniform
 random candidates is infeasible (about half the random candidates, like a latency budget screening
 out half the architectures) and gets no objective evaluation; its values are reported as the
 worst (the reference point), exactly like a screened-out trial. The constraint never cuts the true
 front (the front lies at zero distance), so the true front and its hypervolume are unchanged.
 
-Hypervolume (``bench/common.py``): objectives divided by the front's nadir (DTLZ: 1, 1, 1;
-WFG: 2, 4, 6), reference point (1.1, 1.1, 1.1), only feasible evaluated points; the ratio is to
-the exact hypervolume of the true front, ``1.1**3 - pi/6`` (all four fronts are the unit-sphere
-octant after normalisation).
+Hypervolume (``search.front.hypervolume_of_scaled``, the search's own): objectives divided by the
+front's nadir (DTLZ: 1, 1, 1; WFG: 2, 4, 6), so the true front spans [0, 1] per objective, reference
+1.1 in every objective, only feasible evaluated points; the ratio is to the exact hypervolume of the
+true front, ``1.1**3 - pi/6`` (all four fronts are the unit-sphere octant after normalisation).
 
 Arms: ``hwsearch-tpe`` (the default, ``make_sampler("tpe")``), ``tpe-startup10`` (the same with
 10 random start-up trials), ``optuna-tpe`` (``TPESampler()`` defaults: independent TPE for
@@ -53,7 +53,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import SPHERE_FRONT_HV, format_table, hypervolume, spread
+from common import format_table, spread
+
+from search.front import REFERENCE, hypervolume_of_scaled
 
 N_VAR = 8
 N_OBJ = 3
@@ -72,6 +74,9 @@ ARMS: tuple[str, ...] = (*OPTUNA_ARMS, "pymoo-nsga2")
 DEFAULT_ARM = "hwsearch-tpe"
 MAX_ASKS_FACTOR = 10
 """The screened arm stops after ``MAX_ASKS_FACTOR * budget`` asks even if few were feasible."""
+SPHERE_FRONT_HV = (REFERENCE ** N_OBJ - math.pi / 6.0) / REFERENCE ** N_OBJ
+"""Hypervolume fraction (of the reference box) of the unit-sphere octant front (DTLZ2/4, WFG4-9 after
+normalisation): the reference box minus the octant of the unit ball."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def run_optuna(arm: str, front: KnownFront, budget: int, seed: int) -> list[Reco
             trial = study.ask()
             unit = suggest_unit(trial)
             violation = front.constraint(unit)
-            record_constraints(trial, ("distance_over_budget",), [violation])
+            record_constraints(trial, {"distance_over_budget": violation})
             pending.append((trial, unit, violation))
         asks += len(pending)
         for trial, unit, violation in pending:
@@ -238,7 +243,8 @@ def run_pymoo(front: KnownFront, budget: int, seed: int) -> list[Record]:
 
 def hv_ratio(records: Sequence[Record]) -> float:
     """Hypervolume of the feasible evaluated points over the true front's hypervolume."""
-    return hypervolume([v for ok, v in records if ok]) / SPHERE_FRONT_HV
+    feasible = np.asarray([v for ok, v in records if ok], dtype=float).reshape(-1, N_OBJ)
+    return hypervolume_of_scaled(feasible, REFERENCE) / SPHERE_FRONT_HV
 
 
 def curve(records: Sequence[Record], points: Sequence[int]) -> list[float]:

@@ -37,3 +37,17 @@ def test_database_workers_fill_one_sqlite_study_exactly(tmp_path: Path) -> None:
     bench = _scale_bench()
     rate = bench.db_throughput(f"sqlite:///{tmp_path / 'db.sqlite'}", "bench", workers=2, target=12)
     assert rate > 0
+
+
+@pytest.mark.slow
+def test_scale_bench_quick(tmp_path: Path) -> None:
+    import json
+
+    from tests.bench.test_benches import _run
+
+    result = _run("scale_bench.py", "--quick", "--out", str(tmp_path), cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "scale_bench_quick.json").read_text())
+    assert set(data["slots"]["trials_per_hour"]) == {"1", "2"} and data["slots"]["speedup"] > 0
+    assert {k: v["postgresql"] for k, v in data["databases"].items()} == {"2": None, "3": None, "4": None}
+    assert all(v["sqlite"] > 0 for v in data["databases"].values())

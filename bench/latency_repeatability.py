@@ -1,0 +1,244 @@
+"""Latency repeatability: does a latency figure the search measured hold when measured again later?
+
+    python bench/latency_repeatability.py [--artifacts 12 --gap 60] [--run RUN_DIR [--study esfair]] [--quick]
+
+Artifacts: by default ``--artifacts`` candidates drawn from the esfair space (Optuna's random
+sampler, seed 0), built untrained as the search screens them
+(``evaluators.pipeline.compressed_architecture``: timm build, reparameterization, uniform pruning)
+and written with ``write_artifact`` (ONNX export and the candidate's quantization; static int8 is
+calibrated on 16 images of a small generated esfair set); with ``--run``, the artifacts of a
+finished run's trained trials instead.
+
+Every artifact is measured as the search measures it: the local backend (onnxruntime in this
+process, the host's compute lock held) with the launcher's settings (``LatencySettings(threads=1,
+batch=1)``: rounds of fresh sessions until the 95 % CI of the median is within +-5 %, 3 to 12
+rounds, at most 8 s). After ``--gap`` seconds all are measured again with the same procedure, in a
+seeded shuffle of the first order (interleaved with the first pass's order, so a drift of the
+machine does not hit the artifacts in the same sequence). Figures: the share of second medians
+inside the first measurement's 95 % CI (target >= 80 %), the median and largest ``|ratio - 1|``
+of the two medians, and the CI half-widths (relative to the median) of both passes; with
+``--run``, also the share of second medians inside the CI the search stored for the trial.
+
+``--quick``: 3 artifacts at 64 px, no gap. Writes ``<out>/latency_repeatability[_quick].{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import bench_parser, embedded_data, format_table, open_study, outputs, write_outputs
+
+from search import attrs
+
+TARGET_INSIDE = 0.80
+CALIBRATION_COUNTS = {"train": 32, "val": 8, "test": 8}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An ONNX file to measure.
+
+    Attributes:
+        name: Label (trial number or candidate index). path: The file. resolution: Input side.
+        candidate: Candidate description. stored: The latency the search stored for it (``--run``).
+    """
+
+    name: str
+    path: Path
+    resolution: int
+    candidate: str
+    stored: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement: median, its 95 % CI and half-width relative to the median, rounds, seconds taken."""
+
+    median_ms: float
+    ci_low_ms: float | None
+    ci_high_ms: float | None
+    half_width: float | None
+    rounds: int
+    seconds: float
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies inside the CI (never, without one)."""
+        return self.ci_low_ms is not None and self.ci_high_ms is not None and self.ci_low_ms <= value <= self.ci_high_ms
+
+
+def sampled_candidates(count: int, seed: int, resolution: int | None) -> list[Any]:
+    """``count`` esfair candidates drawn by Optuna's random sampler (``resolution`` fixed when given)."""
+    import optuna
+
+    from spaces.candidate import Candidate
+    from spaces.registry import SampleContext, get_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    space = get_space("esfair")
+    study = optuna.create_study(directions=space.task.directions, sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(count):
+        candidate = space.sample(study.ask(), SampleContext(grouped_data=True))
+        if resolution is not None:
+            candidate = Candidate.from_params({**candidate.to_params(), "resolution": resolution})
+        out.append(candidate)
+    return out
+
+
+def built_artifacts(count: int, out: Path, work: Path, resolution: int | None) -> list[Artifact]:
+    """Untrained artifacts of sampled candidates, written as the search's screen writes them."""
+    from evaluators.data import load_dataset
+    from evaluators.pipeline import calibration_batches, compressed_architecture, write_artifact
+
+    data = embedded_data(out, counts=CALIBRATION_COUNTS)
+    dataset = load_dataset(str(data), cache_root=work / "data", seed=0)
+    out = []
+    for i, candidate in enumerate(sampled_candidates(count, 0, resolution)):
+        model = compressed_architecture(candidate, dataset.num_classes, seed=0)
+        calibration = calibration_batches(dataset, candidate.resolution, 16, 0)
+        path = write_artifact(model, candidate, work / "artifacts" / f"candidate_{i}", calibration)
+        out.append(Artifact(f"c{i}", path, candidate.resolution, candidate.describe()))
+    return out
+
+
+def run_artifacts(run_dir: Path, study_name: str, count: int) -> list[Artifact]:
+    """The artifacts of a finished run's trained trials (the first ``count`` whose file exists)."""
+    study = open_study(run_dir, study_name)
+    out = []
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        path = Path(t.user_attrs.get(attrs.ARTIFACT_PATH) or "")
+        if t.user_attrs.get(attrs.TRAINED) and path.is_file() and len(out) < count:
+            out.append(Artifact(f"#{t.number}", path, int(t.user_attrs[attrs.CANDIDATE]["resolution"]),
+                                t.user_attrs.get(attrs.CANDIDATE_TEXT, ""), t.user_attrs.get(attrs.LATENCY)))
+    return out
+
+
+def measure(backend: Any, artifact: Artifact, settings: Any) -> Measurement:
+    """One measurement of ``artifact`` by ``backend`` with ``settings``."""
+    start = time.perf_counter()
+    result = backend.measure(artifact.path, (1, 3, artifact.resolution, artifact.resolution), settings)
+    return Measurement(result.median_ms, result.ci_low_ms, result.ci_high_ms, result.ci_half_width, result.rounds,
+                       time.perf_counter() - start)
+
+
+def measure_all(artifacts: Sequence[Artifact], order: Sequence[int], label: str) -> dict[int, Measurement]:
+    """Measure ``artifacts`` in ``order`` as the search does (local backend, the launcher's settings)."""
+    from evaluators.contracts import LatencySettings
+    from evaluators.latency import make_latency_backend
+
+    backend, settings = make_latency_backend("local"), LatencySettings(threads=1, batch=1)
+    out = {}
+    for i in order:
+        out[i] = measure(backend, artifacts[i], settings)
+        m = out[i]
+        print(f"  {label} {artifacts[i].name:<5} {m.median_ms:8.3f} ms, CI +-{(m.half_width or 0):.1%}, "
+              f"{m.rounds} rounds, {m.seconds:.1f} s", flush=True)
+    return out
+
+
+def stored_contains(stored: dict[str, Any] | None, value: float) -> bool | None:
+    """Whether ``value`` lies inside the CI the search stored (``None``: no stored CI)."""
+    if not stored or stored.get("ci_low_ms") is None or stored.get("ci_high_ms") is None:
+        return None
+    return stored["ci_low_ms"] <= value <= stored["ci_high_ms"]
+
+
+def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
+            second: dict[int, Measurement]) -> dict[str, Any]:
+    """The bench's figures over every artifact."""
+    indices = range(len(artifacts))
+    inside = [first[i].contains(second[i].median_ms) for i in indices]
+    errors = [abs(second[i].median_ms / first[i].median_ms - 1.0) for i in indices]
+    widths = [w for i in indices for w in (first[i].half_width, second[i].half_width) if w is not None]
+    stored = [stored_contains(a.stored, second[i].median_ms) for i, a in enumerate(artifacts)]
+    known = [s for s in stored if s is not None]
+    return {
+        "artifacts": len(artifacts), "inside": sum(inside), "inside_share": sum(inside) / max(1, len(inside)),
+        "median_abs_ratio_error": statistics.median(errors) if errors else None,
+        "max_abs_ratio_error": max(errors, default=None),
+        "median_half_width": statistics.median(widths) if widths else None, "max_half_width": max(widths, default=None),
+        "not_precise": sum(1 for w in widths if w > 0.05), "measurements": len(widths),
+        "inside_stored_share": sum(known) / len(known) if known else None, "with_stored_ci": len(known),
+    }
+
+
+def report(artifacts: Sequence[Artifact], first: dict[int, Measurement], second: dict[int, Measurement],
+           figures: dict[str, Any], gap_s: float) -> str:
+    """The per-artifact table and the summary lines."""
+    rows = []
+    for i, a in enumerate(artifacts):
+        f, s = first[i], second[i]
+        ci = "-" if f.ci_low_ms is None else f"{f.ci_low_ms:.3f}-{f.ci_high_ms:.3f}"
+        rows.append([a.name, a.candidate, f"{f.median_ms:.3f}", ci, f"{(f.half_width or 0):.1%}", f.rounds,
+                     f"{s.median_ms:.3f}", f"{(s.half_width or 0):.1%}", f"{s.median_ms / f.median_ms:.3f}",
+                     "yes" if f.contains(s.median_ms) else "NO"])
+    table = format_table(["artifact", "candidate", "1st ms", "1st 95% CI", "+-", "rounds", "2nd ms", "+-",
+                          "2nd/1st", "inside"], rows)
+    verdict = "meets" if figures["inside_share"] >= TARGET_INSIDE else "FALLS SHORT of"
+    lines = [
+        f"second medians inside the first measurement's 95 % CI: **{figures['inside']}/{figures['artifacts']} = "
+        f"{figures['inside_share']:.0%}** ({verdict} the target of {TARGET_INSIDE:.0%}); second pass {gap_s:g} s "
+        "after the first, in a shuffled order",
+        f"|2nd/1st - 1|: median {figures['median_abs_ratio_error']:.1%}, largest {figures['max_abs_ratio_error']:.1%}",
+        f"CI half-widths (relative): median {figures['median_half_width']:.1%}, largest "
+        f"{figures['max_half_width']:.1%}; {figures['not_precise']} of {figures['measurements']} measurements "
+        "stopped (12 rounds or 8 s) before reaching +-5 %",
+    ]
+    if figures["with_stored_ci"]:
+        lines.append(f"second medians inside the CI the search stored: {figures['inside_stored_share']:.0%} of "
+                     f"{figures['with_stored_ci']}")
+    return table + "\n\n" + "\n".join(lines)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = bench_parser(__doc__, "3 artifacts at 64 px, no gap")
+    p.add_argument("--artifacts", type=int, default=12, help="artifacts to measure (default 12)")
+    p.add_argument("--gap", type=float, default=60.0, help="seconds between the two passes (default 60)")
+    p.add_argument("--run", type=Path, help="a finished run folder (--out of the launcher): measure its artifacts")
+    p.add_argument("--study", default="esfair", help="study name in --run (default esfair)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build or find the artifacts, measure them twice, print and write the figures."""
+    args = parse(argv)
+    count, gap, resolution = (3, 0.0, 64) if args.quick else (args.artifacts, args.gap, None)
+    name, out, work = dataclasses.astuple(outputs("latency_repeatability", args))
+    started = time.perf_counter()
+    if args.run:
+        artifacts = run_artifacts(args.run.resolve(), args.study, count)
+    else:
+        artifacts = built_artifacts(count, out, work, resolution)
+    if not artifacts:
+        print("error: no artifact to measure", file=sys.stderr)
+        return 2
+    print(f"latency repeatability: {len(artifacts)} artifacts, local backend, threads 1", flush=True)
+    first = measure_all(artifacts, range(len(artifacts)), "1st")
+    time.sleep(gap)
+    order = list(range(len(artifacts)))
+    random.Random(0).shuffle(order)
+    second = measure_all(artifacts, order, "2nd")
+    figures = summary(artifacts, first, second)
+    text = report(artifacts, first, second, figures, gap)
+    print(f"\n{text}\n")
+    write_outputs(out, name, text, {
+        "figures": figures, "gap_s": gap, "source": str(args.run) if args.run else "sampled esfair candidates",
+        "artifacts": [{**dataclasses.asdict(a), "path": str(a.path), "first": dataclasses.asdict(first[i]),
+                       "second": dataclasses.asdict(second[i])} for i, a in enumerate(artifacts)],
+        "wall_s": time.perf_counter() - started,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
