@@ -36,7 +36,7 @@ def trained_model(candidate: Any, ctx: Any, work: Path) -> Any:
     from evaluators.pipeline import RungJob, run_rung
 
     outcome = run_rung(candidate, ctx, work / "trained",
-                       RungJob(rung=0, epochs=candidate.epochs, final=True, kd=False, screen=False))
+                       RungJob(rung=0, epochs=candidate.epochs, final=True, screen=False))
     model = build_model(candidate.backbone, candidate.width, ctx.num_classes)
     model.load_state_dict(torch.load(outcome.checkpoint.path, map_location="cpu", weights_only=True)["model"])
     print(f"trained {candidate.describe()} in {sum(outcome.stage_seconds.values()):.0f} s", flush=True)

@@ -322,7 +322,7 @@ def train_recipe(data: Path, work: Path, budget_s: float, spec: FrontSpec) -> Re
     ctx = pipeline_context(load_dataset(str(data), cache_root=work / "data", seed=0), work)
     base = get_space("esfair").baselines()[RECIPE]
     probe = run_rung(dataclasses.replace(base, epochs=1), ctx, work / "one-epoch",
-                     RungJob(rung=0, epochs=1, final=True, kd=False, screen=True))
+                     RungJob(rung=0, epochs=1, final=True, screen=True))
     epoch_s = probe.stage_seconds.get("train", 0.0)
     other_s = sum(v for k, v in probe.stage_seconds.items() if k != "train")
     epochs = max(1, int((budget_s - other_s) // epoch_s)) if epoch_s > 0 else 1
@@ -330,7 +330,7 @@ def train_recipe(data: Path, work: Path, budget_s: float, spec: FrontSpec) -> Re
           flush=True)
     start = time.perf_counter()
     outcome = run_rung(dataclasses.replace(base, epochs=epochs), ctx, work / f"{epochs}-epochs",
-                       RungJob(rung=0, epochs=epochs, final=True, kd=False, screen=True))
+                       RungJob(rung=0, epochs=epochs, final=True, screen=True))
     job_s = time.perf_counter() - start
     record = test_record(outcome, base, ctx.dataset)
     return Recipe(epochs, epoch_s, other_s, job_s, record_point(RECIPE_NUMBER, record, spec), record)

@@ -61,7 +61,8 @@ class TrialContext:
         latency_cache: Cache keyed by graph fingerprint (``None`` disables it).
         device: Torch device for training (``cpu`` or ``cuda``).
         seed: Seed of data order, initialisation and calibration.
-        teacher: ``teacher(candidate) -> (model, resolution)`` for KD, or ``None`` (KD disabled).
+        teacher: ``teacher(candidate, epochs) -> (model, resolution)``: the KD teacher trained for
+            ``epochs`` epochs (trained once, then cached), or ``None`` (KD disabled).
         minority_group: Group ESFair's SPD compares with (``None``: the smallest group).
         calibration_images: Training images used to calibrate static int8 quantization.
         eval_threads: onnxruntime threads for evaluating accuracy.
@@ -77,7 +78,7 @@ class TrialContext:
     latency_cache: LatencyCache | None
     device: str = "cpu"
     seed: int = 0
-    teacher: Callable[[Candidate], tuple[Any, int]] | None = None
+    teacher: Callable[[Candidate, int], tuple[Any, int]] | None = None
     minority_group: str | None = None
     calibration_images: int = 64
     eval_threads: int = 1
@@ -178,8 +179,8 @@ class RungJob:
         epochs: Training epochs behind the model at the end of the rung (cumulative).
         final: This is the top rung: its figures are the trial's result (and the artifact's
             latency gains a fresh round).
-        kd: Knowledge distillation may be used (the teacher is affordable); KD candidates train
-            without it otherwise.
+        teacher_epochs: Epochs of the KD teacher this job may distil from (the search sizes it to
+            its budget); 0: KD candidates train without distillation in this job.
         start: Checkpoint to continue from (``None``: a fresh model).
         screen: Screen the candidate first (rung 0 of a new trial).
     """
@@ -187,7 +188,7 @@ class RungJob:
     rung: int
     epochs: int
     final: bool
-    kd: bool = True
+    teacher_epochs: int = 0
     start: Checkpoint | None = None
     screen: bool = False
 
@@ -384,11 +385,11 @@ def _train_rung(
         torch.manual_seed(ctx.seed)
         model, loss_state, done, pruned = _fresh_model(candidate, ctx), {}, 0, False
     teacher, teacher_res = None, None
-    if candidate.loss.kd > 0 and job.kd:
+    if candidate.loss.kd > 0 and job.teacher_epochs > 0:
         if ctx.teacher is None:
             raise ValueError("the candidate asks for knowledge distillation but no teacher is configured")
         with clock("teacher"):
-            teacher, teacher_res = ctx.teacher(candidate)
+            teacher, teacher_res = ctx.teacher(candidate, job.teacher_epochs)
     train_split = ctx.dataset.splits["train"]
     fair = fairness_training(candidate.fairness_method, train_split.labels, train_split.groups,
                              num_groups=len(ctx.dataset.group_names), num_classes=ctx.num_classes)
@@ -486,12 +487,13 @@ def run_rung(
 
 def run_trial(
     candidate: Candidate, ctx: TrialContext, trial_dir: Path, *,
-    on_stage: Callable[[str], None] | None = None,
+    on_stage: Callable[[str], None] | None = None, teacher_epochs: int = 3,
 ) -> RungOutcome:
-    """A whole trial at one fidelity: screen, then one rung of ``candidate.epochs`` epochs.
+    """A whole trial at one fidelity: screen, then one rung of ``candidate.epochs`` epochs (KD from a
+    teacher of ``teacher_epochs`` epochs when the candidate asks for it).
 
     Invariant: ``outcome.metrics`` is None exactly when the candidate failed screening; otherwise
     its accuracy figures come from running ``trial_dir/model.onnx`` on the validation split.
     """
-    job = RungJob(rung=0, epochs=candidate.epochs, final=True, kd=True, screen=True)
+    job = RungJob(rung=0, epochs=candidate.epochs, final=True, teacher_epochs=teacher_epochs, screen=True)
     return run_rung(candidate, ctx, trial_dir, job, on_stage=on_stage)

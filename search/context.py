@@ -50,30 +50,29 @@ def teacher_epochs_for(budget_s: float, epoch_s: float) -> int:
 
 
 class StudyTeacher:
-    """The study's KD teacher, trained on first use and cached under ``cache_dir``.
+    """The study's KD teacher, trained on first use and cached under ``cache_dir`` (one per epoch count).
 
     Thread- and process-safe through the teacher module's file lock; the teacher sees the training
     split only. Its training holds the host's compute lock per step like any trial, and shows a
     progress bar (it costs real budget).
     """
 
-    def __init__(self, cache_dir: Path, dataset: Any, device: str, seed: int, epochs: int) -> None:
+    def __init__(self, cache_dir: Path, dataset: Any, device: str, seed: int) -> None:
         self.cache_dir = cache_dir
         self.dataset = dataset
         self.device = device
         self.seed = seed
-        self.epochs = epochs
-        self._model: Any = None
+        self._models: dict[int, Any] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, candidate: Any) -> tuple[Any, int]:
+    def __call__(self, candidate: Any, epochs: int) -> tuple[Any, int]:
         resolution = teacher_resolution(self.dataset)
         with self._lock:
-            if self._model is None:
-                self._model = self._load_or_train(resolution)
-        return self._model, resolution
+            if epochs not in self._models:
+                self._models[epochs] = self._load_or_train(resolution, epochs)
+        return self._models[epochs], resolution
 
-    def _load_or_train(self, resolution: int) -> Any:
+    def _load_or_train(self, resolution: int, epochs: int) -> Any:
         from tqdm.auto import tqdm
 
         from evaluators.compute_lock import HOST_LOCK
@@ -83,7 +82,7 @@ class StudyTeacher:
 
         split = self.dataset.splits["train"]
         steps = -(-len(split.labels) // 32)
-        bar = tqdm(total=self.epochs * steps, desc="KD teacher", unit="step", leave=False, position=1,
+        bar = tqdm(total=epochs * steps, desc="KD teacher", unit="step", leave=False, position=1,
                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
         def step() -> Any:
@@ -95,7 +94,7 @@ class StudyTeacher:
                 self.cache_dir, num_classes=len(self.dataset.class_names),
                 train_batches=lambda epoch: iterate_batches(split, resolution, 32, shuffle=True, augment=True,
                                                             seed=self.seed * 7919 + epoch),
-                epochs=self.epochs, resolution=resolution,
+                epochs=epochs, resolution=resolution,
                 backbone_builder=lambda n: build_model(TEACHER_BACKBONE, 1.0, n),
                 device=self.device, seed=self.seed, data_fingerprint=self.dataset.fingerprint(),
                 backbone=TEACHER_BACKBONE, width=1.0, steps_per_epoch=steps, step_context=step,
@@ -106,14 +105,14 @@ class StudyTeacher:
 
 def build_context(
     *, dataset: Any, task: Task, backend: Any, settings: LatencySettings, engine: Any, study_dir: Path,
-    device: str, seed: int, eval_batch: int = 1, pretrained: str | None = None, teacher_epochs: int = 3,
+    device: str, seed: int, eval_batch: int = 1, pretrained: str | None = None,
 ) -> Any:
-    """The TrialContext of a search (KD is off when ``teacher_epochs`` is 0)."""
+    """The TrialContext of a search."""
     from evaluators.latency.cache import LatencyCache
     from evaluators.pipeline import TrialContext
     from evaluators.warm_start import WeightsSource
 
-    teacher = StudyTeacher(study_dir / "teacher", dataset, device, seed, teacher_epochs) if teacher_epochs > 0 else None
+    teacher = StudyTeacher(study_dir / "teacher", dataset, device, seed)
     return TrialContext(
         dataset=dataset, task=task, latency_backend=backend, latency_settings=settings,
         latency_cache=LatencyCache(engine), device=device, seed=seed, teacher=teacher,

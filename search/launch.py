@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from typing import Any, Sequence
 
@@ -121,9 +122,9 @@ def run(config: SearchConfig) -> int:
     from search.executors.dispatch import SearchRun, connect_backend, execute
     from search.final_eval import evaluate_on_test
     from search.front import FrontSpec
-    from search.plan import CostModel, make_plan, probe_rate, typical_epoch_seconds
+    from search.executors.scheduler import Budget
     from search.progress import FailureGuard, SearchProgress
-    from search.report import format_front_table, front_rows, format_trial_summary
+    from search.report import format_front_table, format_lower_rung_front, format_trial_summary, front_rows
     from search.samplers import make_sampler
     from search.storage import open_storage
     from search.study import (
@@ -179,32 +180,36 @@ def run(config: SearchConfig) -> int:
         else:
             print(f"latency: {config.latency} backend, device tag {device_tag!r}, budget {task.latency_budget_ms} ms")
         guard = FailureGuard()
-        capped = config.trials is not None and finished_count(study) >= config.trials
+        evaluated = finished_count(study)
+        capped = config.trials is not None and evaluated >= config.trials
         if remaining > 0 and not capped:
-            rate, _ = probe_rate(dataset, 64)
-            cost = CostModel(rate=rate, images=len(dataset.splits["train"]))
-            epoch_s = typical_epoch_seconds(space, context, config.overrides, dataset.num_classes, cost, config.seed)
-            plan = make_plan(budget_s=config.timeout_s, spent_s=spent, epoch_s=epoch_s, overhead_s=cost.overhead_s,
-                             eta=config.eta, max_epochs=MAX_EPOCHS, cap=config.trials, rungs=known_rungs(config, study))
-            rungs = plan.rungs
-            if study.user_attrs.get(attrs.STUDY_RUNGS) is None:
+            started = time.monotonic()
+            rungs = known_rungs(config, study)
+            if study.user_attrs.get(attrs.STUDY_RUNGS) is None and rungs is not None:
                 study.set_user_attr(attrs.STUDY_RUNGS, list(rungs))
                 study.set_user_attr(attrs.STUDY_ETA, config.eta)
-            continued = enqueue_continuations(study, len(rungs) - 1)
-            if continued:
-                print(f"resume: trials {continued} continue from their last promoted rung checkpoint")
-            teacher_epochs = teacher_epochs_of(dataset, cost, config.timeout_s)
-            study.set_user_attr(attrs.STUDY_PLAN, plan.describe())
+            if rungs is not None:
+                continued = enqueue_continuations(study, len(rungs) - 1)
+                if continued:
+                    print(f"resume: trials {continued} continue from their last promoted rung checkpoint")
             study.set_user_attr(attrs.STUDY_BUDGET_S, config.timeout_s)
-            print(plan.describe())
+            print(opening_plan(config, rungs, remaining))
+            budget = Budget(total_s=config.timeout_s, spent_before_s=spent,
+                            cap=None if config.trials is None else config.trials - evaluated,
+                            eta=config.eta, max_epochs=MAX_EPOCHS)
             run_ = SearchRun(config=config, study=study, storage=storage, space=space, task=task,
                              spec=FrontSpec.from_task(task), dataset=dataset, data_spec=data_spec,
                              latency_backend=backend, settings=settings, engine=engine, context=context,
-                             rungs=rungs, cost=cost, typical_epoch_s=epoch_s, teacher_epochs=teacher_epochs)
-            progress = SearchProgress(remaining, task, rungs, disable=config.no_progress)
+                             rungs=rungs, budget=budget)
+            progress = SearchProgress(remaining, task, rungs or (1,), disable=config.no_progress)
+
+            def planned(plan: Any) -> None:
+                progress.set_rungs(plan.rungs)
+                progress.write(plan.describe())
+
             try:
                 execute(run_, session, [progress, guard], remaining_s=remaining, stop=StopSignal(),
-                        on_tick=progress.tick, on_rung=progress.rung_finished)
+                        on_tick=progress.tick, on_rung=progress.rung_finished, on_plan=planned, started=started)
             finally:
                 progress.close()
         trials = study.get_trials(deepcopy=False)
@@ -216,6 +221,8 @@ def run(config: SearchConfig) -> int:
         test = evaluate_on_test(study, [r.trial for r in rows], dataset, task, eval_batch=config.eval_batch)
         label = rows[0].trial.user_attrs[attrs.METRICS]["latency"]["device"] if rows else device_tag
         print(format_front_table(rows, task, test, label))
+        if not rows and study.user_attrs.get(attrs.STUDY_RUNGS):
+            print(format_lower_rung_front(trials, task, tuple(study.user_attrs[attrs.STUDY_RUNGS])))
         if rows:
             print(f"export one: python -m search.export --storage {config.storage_url} --study {config.study} "
                   f"--trial {rows[0].trial.number} --out export/")
@@ -227,16 +234,16 @@ def run(config: SearchConfig) -> int:
             cleanup()
 
 
-def teacher_epochs_of(dataset: Any, cost: Any, budget_s: float) -> int:
-    """KD teacher epochs this search affords (0: none, and it says so once)."""
-    from search.context import teacher_epochs_for, teacher_macs
-
-    epoch_s = cost.epoch_seconds(teacher_macs(dataset))
-    epochs = teacher_epochs_for(budget_s, epoch_s)
-    if epochs < 1:
-        print(f"KD teacher: one epoch (~{epoch_s:.0f} s) is more than 10 % of the {budget_s:.0f} s budget; "
-              "knowledge distillation is off in this search (KD candidates train without it)")
-    return epochs
+def opening_plan(config: SearchConfig, rungs: tuple[int, ...] | None, remaining_s: float) -> str:
+    """The plan as far as it is known before anything is timed."""
+    spent = config.timeout_s - remaining_s
+    head = f"plan: {remaining_s:.0f} s of a {config.timeout_s:.0f} s budget" + (
+        f" ({spent:.0f} s spent earlier)" if spent > 0 else "")
+    cap = f", at most {config.trials} candidates" if config.trials else ""
+    if rungs is not None:
+        return f"{head}; rungs {' → '.join(map(str, rungs))} epochs (η={config.eta}){cap}"
+    return (f"{head}; every candidate starts with 1 epoch; the rungs (up to {MAX_EPOCHS} epochs, η={config.eta}) "
+            f"are chosen once {config.eta} candidates are timed{cap}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

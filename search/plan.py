@@ -10,17 +10,16 @@ overhead. It keeps as many rungs as the budget affords while still bringing abou
 alone).
 
 Costs come from a :class:`CostModel`: seconds per training epoch ≈ ``rate × MACs × training
-images``, seeded by a short probe (a few timed training steps before the search) and refitted on
-every finished rung, plus a per-job overhead (screening, export, quantization, evaluation).
+images``, fitted on every finished rung of the search itself (nothing is guessed before the
+first rungs are timed), plus a per-job overhead (screening, export, quantization, evaluation).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 from search.promotion import expected_promotions
 
@@ -34,7 +33,8 @@ DEFAULT_OVERHEAD_S = 4.0
 class CostModel:
     """Seconds a rung job costs, learned as the search runs.
 
-    Invariants: ``rate > 0``; estimates are never negative.
+    Invariants: ``rate >= 0`` (0 until a job was timed, :attr:`observed` says which); estimates
+    are never negative.
 
     Attributes:
         rate: Training seconds per (MAC x image).
@@ -108,15 +108,15 @@ class Plan:
         """One line: budget, rungs and expected occupancy."""
         ladder = " → ".join(str(e) for e in self.rungs)
         counts = ", ".join(f"~{n:.0f} at {e} epoch{'s' if e > 1 else ''}" for n, e in zip(self.expected, self.rungs))
-        spent = f" ({self.spent_s:.0f} s spent earlier)" if self.spent_s else ""
+        spent = f" ({self.spent_s:.0f} s spent)" if self.spent_s else ""
         cap = f", at most {self.cap} candidate{'s' if self.cap != 1 else ''}" if self.cap else ""
         return (f"plan: {self.remaining_s:.0f} s of a {self.budget_s:.0f} s budget{spent}; rungs {ladder} epochs "
                 f"(η={self.eta}, ~{self.epoch_s:.1f} s per epoch of a typical candidate): {counts}{cap}")
 
 
 def ladder(rung_count: int, eta: int, max_epochs: int) -> tuple[int, ...]:
-    """``rung_count`` rungs rising by ``eta`` to ``max_epochs`` (``(1, 3, 9)`` for 3, 3, 9)."""
-    return tuple(max(1, round(max_epochs / eta ** (rung_count - 1 - r))) for r in range(rung_count))
+    """``rung_count`` rungs from 1 epoch rising by ``eta``, capped at ``max_epochs`` (``(1, 3, 9)``, ``(1, 3)``)."""
+    return tuple(min(eta ** r, max_epochs) for r in range(rung_count))
 
 
 def make_plan(
@@ -125,8 +125,10 @@ def make_plan(
 ) -> Plan:
     """Choose the rungs (unless given) and the expected occupancy for the remaining budget.
 
-    The most rungs whose expected top-rung count reaches :data:`MIN_TOP` win (more rungs means
-    more candidates looked at); with none reaching it, a single rung of ``max_epochs``.
+    Every ladder starts at one epoch (the cheap first look at many candidates is the point);
+    the longest one whose expected top-rung count reaches :data:`MIN_TOP` wins, so a small budget
+    shortens the top (1 → 3 instead of 1 → 3 → 9) rather than dropping the cheap rungs; with none
+    reaching it, a single rung of one epoch.
     """
     remaining = max(0.0, budget_s - spent_s)
 
@@ -154,63 +156,7 @@ def make_plan(
         return tuple(counts(started, candidate_rungs))
 
     if rungs is None:
-        options = [ladder(count, eta, max_epochs) for count in range(max(1, math.floor(math.log(max_epochs, eta)) + 1), 0, -1)]
+        longest = max(1, math.floor(math.log(max_epochs, eta) + 1e-9) + 1)
+        options = [ladder(count, eta, max_epochs) for count in range(longest, 0, -1)]
         rungs = next((option for option in options if occupancy(option)[-1] >= MIN_TOP), options[-1])
     return Plan(budget_s, spent_s, tuple(rungs), eta, occupancy(tuple(rungs)), epoch_s, cap)
-
-
-def probe_rate(dataset: Any, resolution: int, *, batch_size: int = 32, steps: int = 3, device: str = "cpu") -> tuple[float, int]:
-    """Training seconds per (MAC x image) of a reference model here, from a few timed steps.
-
-    Returns:
-        ``(rate, macs)`` of the probe (MobileNetV3-small at ``resolution``).
-    """
-    import torch
-
-    from evaluators.complexity import count_macs
-    from evaluators.data import iterate_batches
-    from evaluators.models import build_model
-    from evaluators.training import train
-
-    model = build_model("mobilenetv3_small", 1.0, dataset.num_classes)
-    macs = count_macs(model, resolution)
-    split = dataset.splits["train"]
-    batches = list(iterate_batches(split, resolution, batch_size, shuffle=True, augment=False, seed=0))
-    batches = (batches * (steps + 1))[: steps + 1]
-    from spaces.candidate import LossMix
-
-    train(model, lambda epoch: batches[:1], loss_mix=LossMix(), epochs=1, lr=1e-3, device=device, steps_per_epoch=1)
-    start = time.perf_counter()
-    train(model, lambda epoch: batches[1:], loss_mix=LossMix(), epochs=1, lr=1e-3, device=device,
-          steps_per_epoch=steps)
-    seconds = time.perf_counter() - start
-    images = sum(len(b[1]) for b in batches[1:])
-    torch.set_grad_enabled(True)
-    return seconds / (macs * max(1, images)), macs
-
-
-def typical_epoch_seconds(
-    space: Any, context: Any, overrides: dict[str, Any], num_classes: int, cost: CostModel, seed: int, samples: int = 8,
-) -> float:
-    """Mean estimated epoch cost of candidates drawn at random from ``space`` (no training).
-
-    MACs are counted on each drawn architecture (scaled by ``(1 - prune_ratio) ** 2`` for its
-    pruning, which removes that share of channels on both sides of every layer).
-    """
-    import optuna
-
-    from evaluators.complexity import count_macs
-    from evaluators.models import build_model
-    from spaces.candidate import Candidate
-
-    study = optuna.create_study(directions=space.task.directions, sampler=optuna.samplers.RandomSampler(seed=seed))
-    costs = []
-    for _ in range(samples):
-        trial = study.ask()
-        candidate = space.sample(trial, context)
-        if overrides:
-            candidate = Candidate.from_params({**candidate.to_params(), **overrides})
-        macs = count_macs(build_model(candidate.backbone, candidate.width, num_classes), candidate.resolution)
-        costs.append(cost.epoch_seconds(macs * (1.0 - candidate.prune_ratio) ** 2))
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return float(statistics.mean(costs))

@@ -69,6 +69,17 @@ class SearchProgress:
         self.occupancy = ""
         self.last = ""
 
+    def set_rungs(self, rungs: Sequence[int]) -> None:
+        """The ladder, once the search has chosen it."""
+        self.rungs = list(rungs)
+
+    def write(self, line: str) -> None:
+        """Print a line above the bar (or into the log)."""
+        if self.log is not None:
+            print(line, file=self.log, flush=True)
+        else:
+            self.bar.write(line)
+
     def tick(self, driver: Any) -> None:
         """Advance to the driver's elapsed seconds and show the rung occupancy."""
         self.occupancy = occupancy_text(driver.rung_counts, driver.running_by_rung(), self.rungs)

@@ -3,8 +3,8 @@
 When a candidate finishes rung ``r`` the search decides at once whether it continues: among every
 candidate that has finished rung ``r`` so far (this one included, any launcher of the study), the
 candidates are ordered by non-dominated rank of their rung-``r`` objective values, ties broken by
-crowding distance (the more isolated first, so the front's extremes and gaps are explored); the
-first ``floor(n / η)`` continue. Infeasible candidates never continue. This is the "stopping"
+exclusive hypervolume contribution (how much of the rung's front a candidate alone holds up);
+the first ``floor(n / η)`` continue. Infeasible candidates never continue. This is the "stopping"
 form of asynchronous successive halving (Optuna's and Ray Tune's rule for one objective); a
 candidate stopped is final (Optuna marks it PRUNED). One change for small counts: while fewer
 than η candidates have finished a rung, a decision would have to promote blindly (Optuna promotes
@@ -81,7 +81,7 @@ def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int
     if len(entries) < eta and not final:
         return Decision(False, None, len(entries), quota,
                         f"rung {rung}: waits until {eta} candidates have finished it ({len(entries)} so far)", wait=True)
-    order = preference_order(spec.losses([e.values for e in feasible]))
+    order = preference_order([e.values for e in feasible], spec)
     position = int(np.flatnonzero(np.asarray([feasible[i].number for i in order]) == number)[0])
     if position < quota:
         reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, top {quota} continue"

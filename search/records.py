@@ -43,10 +43,12 @@ def sample_candidate(space: SpaceSpec, trial: Any, overrides: Mapping[str, Any],
     return candidate
 
 
-def record_screened_out(trial: Any, screen: Any, task: Task) -> list[float]:
+def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
     """Store a candidate that failed screening; returns its objective values (the task's worst)."""
+    screen = outcome.screen
     known = screen.metrics()
     trial.set_user_attr(attrs.SCREEN, screen.to_dict())
+    trial.set_user_attr(attrs.STAGE_SECONDS, dict(outcome.stage_seconds))
     trial.set_user_attr(attrs.LATENCY, screen.latency.to_dict())
     trial.set_user_attr(attrs.TRAINED, False)
     trial.set_user_attr(attrs.FEASIBLE, False)
@@ -59,6 +61,7 @@ def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | N
     """The ``rung.<r>`` record of a finished rung job."""
     metrics = outcome.metrics.to_dict()
     screen_checks = {c: v for c, v in task.constraint_violations(metrics).items() if not c.endswith("_past_floor")}
+    start = outcome.job.start.epochs if outcome.job.start is not None else 0
     return {
         "rung": outcome.job.rung, "epochs": outcome.job.epochs, "values": task.objective_values(metrics),
         "feasible": all(v <= 0 for v in screen_checks.values()),
@@ -66,6 +69,7 @@ def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | N
                     "latency_ms": metrics["latency"]["median_ms"], "intervals": metrics["intervals"]},
         "checkpoint": outcome.checkpoint.to_dict() if outcome.checkpoint else None,
         "seconds": sum(outcome.stage_seconds.values()), "stage_seconds": outcome.stage_seconds,
+        "train_epochs": outcome.job.epochs - start, "train_s": outcome.stage_seconds.get("train", 0.0),
         "kd": outcome.kd_applied, "train_windows": outcome.train_windows,
         "resumed_from": dict(resumed_from) if resumed_from else None, "finished_at": time.time(),
     }

@@ -89,6 +89,35 @@ def format_front_table(rows: Sequence[FrontRow], task: Task, test: Mapping[int, 
     return "\n".join(out)
 
 
+def format_lower_rung_front(trials: Sequence[Any], task: Task, rungs: Sequence[int]) -> str:
+    """When no candidate finished the top rung: the non-dominated candidates of the highest rung reached.
+
+    They are real, evaluated artifacts (their last rung's ``model.onnx``), exportable by trial
+    number, but trained fewer epochs than the plan's top rung; the text says so.
+    """
+    from search.front import Point, front
+
+    by_rung: dict[int, list[tuple[Any, dict[str, Any]]]] = {}
+    for t in trials:
+        for rung, record in attrs.rung_records(t.user_attrs).items():
+            if record.get("copied_from") is None and record.get("feasible") and record.get("values"):
+                by_rung.setdefault(rung, []).append((t, record))
+    if not by_rung:
+        return ""
+    rung = max(by_rung)
+    spec = FrontSpec.from_task(task)
+    points = [Point(t.number, tuple(record["values"]), True) for t, record in by_rung[rung]]
+    members = {p.number for p in front(points, spec)}
+    epochs = rungs[rung] if rung < len(rungs) else "?"
+    lines = [f"No candidate finished the top rung ({rungs[-1]} epochs) within the budget. The best of rung {rung} "
+             f"({epochs} epochs), validation figures (export one with search.export --trial N):"]
+    for t, record in sorted(by_rung[rung], key=lambda item: item[0].number):
+        if t.number in members:
+            figures = "  ".join(f"{o.name} {v:.3f}" for o, v in zip(task.objectives, record["values"]))
+            lines.append(f"  trial {t.number}: {figures}  {t.user_attrs.get(attrs.CANDIDATE_TEXT, '')}")
+    return "\n".join(lines)
+
+
 def format_trial_summary(trials: Sequence[Any]) -> str:
     """Counts of trials by outcome."""
     counts: dict[str, int] = {}

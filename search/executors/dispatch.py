@@ -29,8 +29,8 @@ class SearchRun:
         latency_backend: The driver's latency backend; settings: how latency is measured.
         engine: SQLAlchemy engine of the study's database (latency cache).
         context: What the space may sample (warm starts, groups).
-        rungs: The study's rung ladder; cost: the cost model; typical_epoch_s: a typical
-            candidate's epoch cost; teacher_epochs: KD teacher epochs (0: KD off).
+        rungs: The study's rung ladder (``None``: chosen once the first rungs are timed).
+        budget: What the plan divides (``search.executors.scheduler.Budget``).
     """
 
     config: SearchConfig
@@ -45,10 +45,8 @@ class SearchRun:
     settings: Any
     engine: Any
     context: Any
-    rungs: tuple[int, ...]
-    cost: Any
-    typical_epoch_s: float
-    teacher_epochs: int
+    rungs: tuple[int, ...] | None
+    budget: Any
 
     @property
     def study_dir(self) -> Any:
@@ -96,17 +94,20 @@ def local_slots(run: SearchRun) -> Any:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.jobs))
     ctx = build_context(dataset=run.dataset, task=run.task, backend=run.latency_backend, settings=run.settings,
                         engine=run.engine, study_dir=run.study_dir, device=resolve_train_device(config.train_device),
-                        seed=config.seed, eval_batch=config.eval_batch, pretrained=config.pretrained,
-                        teacher_epochs=run.teacher_epochs)
+                        seed=config.seed, eval_batch=config.eval_batch, pretrained=config.pretrained)
     return ThreadSlots(ctx, config.jobs)
 
 
 def execute(
     run: SearchRun, session: Any, callbacks: Sequence[Callable[[Any, Any], None]], *,
     remaining_s: float, stop: Any, on_tick: Callable[[Any], None] | None = None,
-    on_rung: Callable[..., None] | None = None,
+    on_rung: Callable[..., None] | None = None, on_plan: Callable[[Any], None] | None = None,
+    started: float | None = None,
 ) -> Any:
     """Run the search's jobs until the budget or the ``--trials`` cap is spent.
+
+    ``remaining_s`` counts from ``started`` (``time.monotonic()`` when the run began planning, so
+    the probe's seconds are part of the budget), or from now.
 
     Returns:
         The driver (its counters), after the run.
@@ -115,8 +116,10 @@ def execute(
         SearchStopped: A signal stopped the search (every trial it owned is FAIL by then).
     """
     from search.executors.budget import StudyLock, TrialBudget
+    from search.context import teacher_macs
     from search.executors.driver import Driver
     from search.executors.scheduler import Scheduler
+    from search.plan import CostModel
 
     config = run.config
     lock = StudyLock(config.storage_url, config.study)
@@ -127,16 +130,17 @@ def execute(
         from search.executors.ray_executor import RaySlots, make_worker_config
 
         worker = make_worker_config(config, task=run.task, data_spec=run.data_spec, backend=run.latency_backend,
-                                    settings=run.settings, teacher_epochs=run.teacher_epochs)
+                                    settings=run.settings)
         slots = RaySlots(session, worker)
     scheduler = Scheduler(
         study=run.study, space=run.space, overrides=config.overrides, context=run.context, spec=run.spec,
-        rungs=run.rungs, eta=config.eta, cost=run.cost, deadline=time.monotonic() + remaining_s,
-        typical_epoch_s=run.typical_epoch_s, kd=run.teacher_epochs > 0, study_dir=run.study_dir,
+        rungs=run.rungs, budget=run.budget, cost=CostModel(rate=0.0, images=len(run.dataset.splits["train"])),
+        deadline=(time.monotonic() if started is None else started) + remaining_s, study_dir=run.study_dir,
+        teacher_macs=lambda: teacher_macs(run.dataset),
     )
     driver = Driver(study=run.study, claims=claims, slots=slots, scheduler=scheduler, task=run.task,
                     callbacks=callbacks, stop=stop, on_tick=on_tick, on_rung=on_rung,
-                    grace_s=max(60.0, 0.1 * config.timeout_s))
+                    grace_s=max(60.0, 0.1 * config.timeout_s), started=started, on_plan=on_plan)
     try:
         driver.run()
     finally:

@@ -65,12 +65,17 @@ def _optimize_loop(study: Any) -> Iterator[None]:
 
 
 class SpentClock:
-    """The study's spent budget: what earlier runs spent plus this run's elapsed seconds."""
+    """The study's spent budget: what earlier runs spent plus this run's elapsed seconds.
 
-    def __init__(self, study: Any) -> None:
+    Args:
+        study: The study.
+        started: ``time.monotonic()`` when this run's search began (its planning included).
+    """
+
+    def __init__(self, study: Any, started: float | None = None) -> None:
         self.study = study
         self.before = float(study.user_attrs.get(attrs.STUDY_SPENT_S, 0.0))
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
 
     def elapsed(self) -> float:
         """Seconds since this run's search started."""
@@ -97,6 +102,8 @@ class Driver:
         on_rung: Called after every finished rung with the job, its rung record and the verdict's
             kind and reason (progress display, logs).
         grace_s: How long past the deadline running jobs may take before they are stopped.
+        started: ``time.monotonic()`` when this run's search began (default: now).
+        on_plan: Called with the plan once the rung ladder is chosen (after the driver stored it).
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class Driver:
         callbacks: Sequence[Callable[[Any, Any], None]] = (), stop: StopSignal | None = None,
         on_tick: Callable[["Driver"], None] | None = None,
         on_rung: Callable[[Job, dict[str, Any], str, str], None] | None = None, grace_s: float = 60.0,
+        started: float | None = None, on_plan: Callable[[Any], None] | None = None,
     ) -> None:
         self.study = study
         self.claims = claims
@@ -118,9 +126,11 @@ class Driver:
         self.owned: dict[int, Any] = {}
         self.pending: list[Job] = []
         self.waiting: dict[int, tuple[Job, dict[str, Any], float]] = {}
-        self.spent = SpentClock(study)
+        self.spent = SpentClock(study, started)
         self.rung_counts: dict[int, int] = {}
         self.dispatch_delay_s = float(os.environ.get(ENV_DISPATCH_DELAY) or 0.0)
+        self._on_plan = on_plan
+        scheduler.on_plan = self._store_plan
         self._last_heartbeat = 0.0
         self._hard_stopped = False
 
@@ -223,7 +233,7 @@ class Driver:
             return
         outcome = done.outcome
         if outcome.metrics is None:
-            values = record_screened_out(trial, outcome.screen, self.task)
+            values = record_screened_out(trial, outcome, self.task)
             self._tell(trial, values)
             return
         record = rung_record(outcome, self.task, resumed_from=job.resumed_from)
@@ -297,6 +307,15 @@ class Driver:
             self.owned.pop(number, None)
         self.slots.shutdown(SHUTDOWN_WAIT_S)
         self.spent.store()
+
+    def _store_plan(self, plan: Any) -> None:
+        """Store the chosen ladder on the study (once: a study's rungs never change) and the plan's text."""
+        if self.study.user_attrs.get(attrs.STUDY_RUNGS) is None:
+            self.study.set_user_attr(attrs.STUDY_RUNGS, list(plan.rungs))
+            self.study.set_user_attr(attrs.STUDY_ETA, plan.eta)
+        self.study.set_user_attr(attrs.STUDY_PLAN, plan.describe())
+        if self._on_plan is not None:
+            self._on_plan(plan)
 
     def _count_rungs(self) -> dict[int, int]:
         counts: dict[int, int] = {}

@@ -147,7 +147,7 @@ def _absolute_sqlite(url: str) -> str:
 
 
 def make_worker_config(
-    config: SearchConfig, *, task: Any, data_spec: str, backend: Any, settings: Any, teacher_epochs: int,
+    config: SearchConfig, *, task: Any, data_spec: str, backend: Any, settings: Any,
 ) -> WorkerConfig:
     """The :class:`WorkerConfig` of the search described by ``config``.
 
@@ -165,5 +165,5 @@ def make_worker_config(
         latency_backend=backend.name, latency_options=backend_options(backend), latency_settings=settings,
         seed=config.seed, train_device=device, torch_threads=max(1, math.ceil(config.trial_cpus)),
         driver_host=socket.gethostname(), eval_batch=config.eval_batch, pretrained=config.pretrained,
-        teacher_epochs=teacher_epochs, plugins=os.environ.get(ENV_PLUGINS, ""),
+        plugins=os.environ.get(ENV_PLUGINS, ""),
     )

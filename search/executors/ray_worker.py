@@ -49,7 +49,6 @@ class WorkerConfig:
         driver_host: Host name of the driver.
         eval_batch: Deployment batch size of evaluations.
         pretrained: ``--pretrained`` as given.
-        teacher_epochs: Epochs of the KD teacher (0: KD off).
         plugins: ``HWSEARCH_PLUGINS`` of the driver (modules registering spaces, backbones...).
     """
 
@@ -70,7 +69,6 @@ class WorkerConfig:
     driver_host: str
     eval_batch: int = 1
     pretrained: str | None = None
-    teacher_epochs: int = 0
     plugins: str = ""
 
     def trial_dir(self, number: int) -> Path:
@@ -143,7 +141,7 @@ def build_worker_context(config: WorkerConfig) -> Any:
         dataset=dataset, task=task, backend=backend, settings=config.latency_settings,
         engine=make_engine(config.storage_url), study_dir=out_dir / config.study_name,
         device=_train_device(config.train_device), seed=config.seed, eval_batch=config.eval_batch,
-        pretrained=config.pretrained, teacher_epochs=config.teacher_epochs,
+        pretrained=config.pretrained,
     )
     _CONTEXTS[config] = ctx
     return ctx

@@ -1,8 +1,14 @@
-"""What runs next: a trial's first job, its promotion past a rung, and what the budget still allows.
+"""What runs next: a trial's first job, its promotion past a rung, the rung ladder and what the
+budget still allows.
 
 The scheduler turns the plan (:mod:`search.plan`) and the promotion rule (:mod:`search.promotion`)
-into jobs. It reads the study (other trials' rung records, for promotions) but never writes to
-it; the driver stores every outcome.
+into jobs. It reads the study (other trials' rung records, for promotions) but never writes to it;
+the driver stores every outcome, and ``on_plan`` stores the ladder once it is chosen.
+
+The ladder is chosen from measurements, not guesses: every ladder starts with a rung of one
+epoch, so new candidates run their first rung at once, and once η of them have been timed
+(their training speed, their overhead) the plan picks the rungs the rest of the budget affords.
+A study that has its ladder already (an earlier run, ``--rungs``, ``--override epochs``) keeps it.
 """
 
 from __future__ import annotations
@@ -11,17 +17,20 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from evaluators.pipeline import Checkpoint, RungJob
 from search import attrs
 from search.executors.jobs import Job
 from search.front import FrontSpec
-from search.plan import CostModel
+from search.plan import CostModel, Plan, make_plan
 from search.promotion import Decision, RungEntry, decide
 from search.records import sample_candidate
 from spaces.candidate import Candidate
 from spaces.registry import SampleContext, SpaceSpec
+
+FIRST_RUNG_EPOCHS = 1
+"""Every chosen ladder starts here, so first rungs can run before the ladder is known."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class Verdict:
             ``wait`` (too few candidates finished the rung to decide; it waits without a slot) or
             ``stop`` (it is told PRUNED).
         next_job: The next rung's job when it continues.
-        reason: Why it stops, for people.
+        reason: Why it stops or waits, for people.
         decision: The promotion decision, when one was made.
     """
 
@@ -43,6 +52,25 @@ class Verdict:
     decision: Decision | None = None
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What the plan needs to know about the run's budget.
+
+    Attributes:
+        total_s: The study's budget (``--timeout``).
+        spent_before_s: What earlier runs spent.
+        cap: Candidates this run may still start (``--trials`` minus those evaluated), or ``None``.
+        eta: Successive-halving factor.
+        max_epochs: Epochs of the longest top rung.
+    """
+
+    total_s: float
+    spent_before_s: float
+    cap: int | None
+    eta: int
+    max_epochs: int
+
+
 class Scheduler:
     """Jobs of one search run.
 
@@ -50,18 +78,21 @@ class Scheduler:
         study: The Optuna study (read only here).
         space: The search space; overrides: fixed Candidate fields; context: what the space may sample.
         spec: Objectives as the front sees them (promotions rank by them).
-        rungs: Training epochs of each rung; eta: successive-halving factor.
+        rungs: The study's ladder, or ``None`` to choose it once η first rungs are timed.
+        budget: The budget the plan divides.
         cost: The cost model (observed jobs refine it).
         deadline: ``time.monotonic()`` after which no job should still be running.
-        typical_epoch_s: Estimated epoch cost of a candidate not yet screened.
-        kd: Whether knowledge distillation is affordable in this run.
         study_dir: ``<out>/<study>``.
+        teacher_macs: ``() -> MACs`` per image of the KD teacher (counted when first needed).
+        on_plan: Called with the plan once the ladder is chosen (the driver stores it).
+        announce: Prints a line for the user (a decision about KD, the plan).
     """
 
     def __init__(
         self, *, study: Any, space: SpaceSpec, overrides: Mapping[str, Any], context: SampleContext,
-        spec: FrontSpec, rungs: tuple[int, ...], eta: int, cost: CostModel, deadline: float,
-        typical_epoch_s: float, kd: bool, study_dir: Path,
+        spec: FrontSpec, rungs: tuple[int, ...] | None, budget: Budget, cost: CostModel, deadline: float,
+        study_dir: Path, teacher_macs: Callable[[], float] | None = None,
+        on_plan: Callable[[Plan], None] | None = None, announce: Callable[[str], None] = print,
     ) -> None:
         self.study = study
         self.space = space
@@ -69,47 +100,96 @@ class Scheduler:
         self.context = context
         self.spec = spec
         self.rungs = rungs
-        self.eta = eta
+        self.budget = budget
+        self.eta = budget.eta
         self.cost = cost
         self.deadline = deadline
-        self.typical_epoch_s = typical_epoch_s
-        self.kd = kd
         self.study_dir = study_dir
+        self.teacher_macs = teacher_macs
+        self.on_plan = on_plan
+        self.announce = announce
+        self._teacher_epochs: int | None = None
 
     @property
-    def top(self) -> int:
-        """Index of the top rung."""
-        return len(self.rungs) - 1
+    def top(self) -> int | None:
+        """Index of the top rung (``None`` while the ladder is not chosen)."""
+        return None if self.rungs is None else len(self.rungs) - 1
 
     def remaining_s(self) -> float:
         """Seconds of budget left."""
         return self.deadline - time.monotonic()
 
+    def _first_epochs(self) -> int:
+        return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
+
     def new_candidate_fits(self) -> bool:
         """Whether a new candidate's first rung is expected to end before the deadline.
 
-        Until a job of this run has been timed the estimate is only the probe's (a busy machine
-        can make it many times too high), so the first candidate always starts while budget is
-        left; the budget's hard stop still bounds it.
+        Until a job of this run has been timed there is nothing to estimate from, so the first
+        candidate always starts while budget is left; the budget's hard stop still bounds it.
         """
         if self.remaining_s() <= 0:
             return False
         if not self.cost.observed:
             return True
-        return self.typical_epoch_s * self.rungs[0] + self.cost.overhead_s <= self.remaining_s()
+        return self.cost.typical_epoch_seconds() * self._first_epochs() + self.cost.overhead_s <= self.remaining_s()
 
-    def _kd_at(self, candidate: Candidate, rung: int) -> bool:
-        """KD from rung 1 on (rung 0 of a laddered search trains without the teacher)."""
-        return self.kd and candidate.loss.kd > 0 and (rung > 0 or len(self.rungs) == 1)
+    def choose_ladder(self) -> Plan:
+        """Choose the rungs from the timed first rungs and the budget left (once per study)."""
+        stored = self.study.user_attrs.get(attrs.STUDY_RUNGS)
+        rungs = tuple(int(e) for e in stored) if stored is not None else None
+        spent = self.budget.total_s - self.remaining_s()
+        plan = make_plan(budget_s=self.budget.total_s, spent_s=max(0.0, spent), epoch_s=self.cost.typical_epoch_seconds(),
+                         overhead_s=self.cost.overhead_s, eta=self.eta, max_epochs=self.budget.max_epochs,
+                         cap=self.budget.cap, rungs=rungs)
+        self.rungs = plan.rungs
+        if self.on_plan is not None:
+            self.on_plan(plan)
+        return plan
+
+    def teacher_epochs(self) -> int:
+        """Epochs of the KD teacher this search affords (0: KD is off, said once).
+
+        Decided once the first job has been timed (before that a job trains without the teacher).
+        """
+        from search.context import TEACHER_SHARE, teacher_epochs_for
+
+        if self._teacher_epochs is None:
+            if not self.cost.observed:
+                return 0
+            if self.teacher_macs is None:
+                self._teacher_epochs = 0
+            else:
+                epoch_s = self.cost.epoch_seconds(self.teacher_macs())
+                self._teacher_epochs = teacher_epochs_for(self.budget.total_s, epoch_s)
+                if self._teacher_epochs < 1:
+                    self.announce(f"KD teacher: one epoch (~{epoch_s:.0f} s) is more than {TEACHER_SHARE:.0%} of the "
+                                  f"{self.budget.total_s:.0f} s budget; knowledge distillation is off in this search "
+                                  "(KD candidates train without it)")
+                else:
+                    self.announce(f"KD teacher: {self._teacher_epochs} epoch(s), ~{epoch_s * self._teacher_epochs:.0f} s "
+                                  "(at most 10 % of the budget), trained when a KD candidate first reaches rung 1")
+        return self._teacher_epochs
+
+    def _teacher_for(self, candidate: Candidate, rung: int) -> int:
+        """KD from rung 1 on, or in a one-rung ladder (the first rung trains without the teacher)."""
+        if candidate.loss.kd <= 0 or (rung == 0 and (self.rungs is None or len(self.rungs) > 1)):
+            return 0
+        return self.teacher_epochs()
 
     def _job(self, trial: Any, candidate: Candidate, rung: int, start: Checkpoint | None, macs: float | None,
-             resumed_from: dict[str, Any] | None = None) -> Job:
+             resumed_from: dict[str, Any] | None = None, previous: Mapping[str, Any] | None = None) -> Job:
+        """The job of ``rung``; its cost estimate uses the candidate's own epoch time when a rung of it was timed."""
         done = start.epochs if start is not None else 0
-        epochs = self.rungs[rung] - done
-        estimate = (self.cost.job_seconds(macs, epochs) if macs else
-                    self.typical_epoch_s * epochs + self.cost.overhead_s)
-        job = RungJob(rung=rung, epochs=self.rungs[rung], final=rung == self.top, kd=self._kd_at(candidate, rung),
-                      start=start, screen=start is None)
+        epochs = (self.rungs[rung] if self.rungs is not None else FIRST_RUNG_EPOCHS) - done
+        if previous and previous.get("train_epochs") and previous.get("train_s"):
+            estimate = float(previous["train_s"]) / float(previous["train_epochs"]) * epochs + self.cost.overhead_s
+        elif macs and self.cost.observed:
+            estimate = self.cost.job_seconds(macs, epochs)
+        else:
+            estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
+        job = RungJob(rung=rung, epochs=done + epochs, final=self.top is not None and rung == self.top,
+                      teacher_epochs=self._teacher_for(candidate, rung), start=start, screen=start is None)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
 
@@ -121,7 +201,7 @@ class Scheduler:
         """
         candidate = sample_candidate(self.space, trial, self.overrides, self.context)
         continues = trial.user_attrs.get(attrs.CONTINUES)
-        if continues is not None:
+        if continues is not None and self.rungs is not None:
             job = self._continuation(trial, candidate, int(continues))
             if job is not None:
                 return job
@@ -129,11 +209,12 @@ class Scheduler:
 
     def _continuation(self, trial: Any, candidate: Candidate, number: int) -> Job | None:
         """Continue trial ``number``'s last promoted checkpoint in ``trial`` (its rung records copied)."""
+        assert self.top is not None
         old = next((t for t in self.study.get_trials(deepcopy=False) if t.number == number), None)
         records = attrs.rung_records(old.user_attrs) if old is not None else {}
         promoted = [r for r, rec in records.items()
                     if (rec.get("decision") or {}).get("promote") and rec.get("checkpoint") and r < self.top]
-        if not promoted:
+        if old is None or not promoted:
             return None
         last = max(promoted)
         for rung in sorted(records):
@@ -141,11 +222,11 @@ class Scheduler:
                 trial.set_user_attr(attrs.rung_key(rung), {**records[rung], "copied_from": number})
         record = records[last]
         checkpoint = Checkpoint.from_dict(record["checkpoint"])
-        if old is not None and old.user_attrs.get(attrs.SCREEN):
+        if old.user_attrs.get(attrs.SCREEN):
             trial.set_user_attr(attrs.SCREEN, old.user_attrs[attrs.SCREEN])
-        macs = (old.user_attrs.get(attrs.METRICS) or {}).get("macs") if old is not None else None
+        macs = (old.user_attrs.get(attrs.METRICS) or {}).get("macs")
         resumed = {"trial": number, "rung": last, "checkpoint_sha256": checkpoint.sha256}
-        return self._job(trial, candidate, last + 1, checkpoint, macs, resumed)
+        return self._job(trial, candidate, last + 1, checkpoint, macs, resumed, record)
 
     def entries(self, rung: int) -> list[RungEntry]:
         """Every trial's figures at ``rung`` (records copied into continuations are counted once)."""
@@ -162,21 +243,25 @@ class Scheduler:
 
         Args:
             final: No more candidates will finish this rung in this run: decide now, even with
-                fewer than η competitors.
+                fewer than η competitors (and choose the ladder now if it is not chosen).
         """
         rung = job.rung.rung
-        if rung == self.top:
-            return Verdict("complete")
         entries = self.entries(rung)
         if not any(e.number == job.number for e in entries):
             entries.append(RungEntry(job.number, tuple(record["values"]), bool(record["feasible"])))
+        if self.rungs is None:
+            if len(entries) < self.eta and not final:
+                return Verdict("wait", reason=f"the rung ladder is chosen once {self.eta} candidates are timed")
+            self.choose_ladder()
+        if rung == self.top:
+            return Verdict("complete")
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
         if decision.wait:
             return Verdict("wait", reason=decision.reason, decision=decision)
         if not decision.promote:
             return Verdict("stop", reason=decision.reason, decision=decision)
         checkpoint = Checkpoint.from_dict(record["checkpoint"])
-        next_job = self._job(job.trial, job.candidate, rung + 1, checkpoint, macs)
+        next_job = self._job(job.trial, job.candidate, rung + 1, checkpoint, macs, previous=record)
         if next_job.estimate_s > self.remaining_s():
             reason = (f"promoted past rung {rung}, but rung {rung + 1} (~{next_job.estimate_s:.0f} s) would end "
                       f"after the budget ({max(0.0, self.remaining_s()):.0f} s left)")
@@ -192,4 +277,3 @@ class Scheduler:
         epochs = job.rung.epochs - start + (job.candidate.finetune_epochs if "prune_finetune" in stages else 0)
         if outcome.metrics is not None:
             self.cost.observe(outcome.metrics.macs, epochs, trained, other)
-            self.typical_epoch_s = self.cost.typical_epoch_seconds()

@@ -189,7 +189,9 @@ class Seeder:
         screen = ScreenResult(f"fp{draft.number:04d}", latency, size, 1000, 1000, {}, 2.4)
         screen.violations = self.task.screen_violations(screen.metrics())
         if not screen.feasible:
-            draft.values = record_screened_out(draft, screen, self.task)
+            job = RungJob(rung=0, epochs=1, final=False, screen=True)
+            draft.values = record_screened_out(draft, RungOutcome(job, screen, None, stage_seconds={"screen": 2.4}),
+                                               self.task)
             draft.state = TrialState.COMPLETE
             self.seeded.screened_out.append(draft.number)
             return

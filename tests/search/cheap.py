@@ -20,7 +20,7 @@ from evaluators.pipeline import Checkpoint, RungOutcome, ScreenResult
 from search.executors.budget import StudyLock, TrialBudget
 from search.executors.driver import Driver
 from search.executors.jobs import Job, JobDone
-from search.executors.scheduler import Scheduler
+from search.executors.scheduler import Budget, Scheduler
 from search.front import FrontSpec
 from search.plan import CostModel
 from search.stop import StopSignal
@@ -122,8 +122,8 @@ def cheap_driver(
     task = space.task.with_settings(latency_budget_ms=1000.0)
     scheduler = Scheduler(
         study=study, space=space, overrides={}, context=SampleContext(), spec=FrontSpec.from_task(task),
-        rungs=tuple(rungs), eta=eta, cost=CostModel(rate=1e-12, images=10, overhead_s=0.0),
-        deadline=time.monotonic() + budget_s, typical_epoch_s=0.0, kd=False, study_dir=out,
+        rungs=tuple(rungs), budget=Budget(total_s=budget_s, spent_before_s=0.0, cap=cap, eta=eta, max_epochs=9),
+        cost=CostModel(rate=0.0, images=10, overhead_s=0.0), deadline=time.monotonic() + budget_s, study_dir=out,
     )
     claims = TrialBudget(study, storage, StudyLock(url, study.study_name), cap)
     return Driver(study=study, claims=claims, slots=slots, scheduler=scheduler, task=task, callbacks=callbacks,
