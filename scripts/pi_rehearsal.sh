@@ -72,12 +72,13 @@ bind_into_root() {
     MOUNTS+=("$ROOT$2")
 }
 
-wait_for_line() {  # FILE PATTERN SECONDS: print the first line of FILE matching PATTERN
+wait_for_line() {  # FILE PATTERN SECONDS PID: print FILE's first line matching PATTERN; fail if PID exits first
     local deadline=$(($(date +%s) + $3))
     while [ "$(date +%s)" -lt "$deadline" ]; do
         if grep -m1 -E "$2" "$1" 2>/dev/null; then
             return 0
         fi
+        kill -0 "$4" 2>/dev/null || return 1
         sleep 0.5
     done
     return 1
@@ -140,8 +141,9 @@ fi
 
 WORK=$(mktemp -d /tmp/hwsearch-rehearsal.XXXXXX)
 chmod 755 "$WORK"
+# /proc and /dev only: with the x86 host's /proc *and* /sys visible, onnxruntime's cpuinfo (1.32,
+# under qemu 7.2) segfaults at import; without /sys it warns and falls back to generic kernels.
 bind_into_root /proc /proc
-bind_into_root /sys /sys
 bind_into_root /dev /dev
 bind_into_root "$WORK" /rehearsal
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
@@ -185,7 +187,7 @@ HWSEARCH_FLEET_TOKEN="$TOKEN" HWSEARCH_FLEET_ENROL_TOKEN="$ENROL_TOKEN" PYTHONPA
     --tls-cert "$WORK/server.pem" --tls-key "$WORK/server-key.pem" --log-level warning \
     > "$WORK/coordinator.out" 2> "$WORK/coordinator.log" &
 PIDS+=($!)
-banner=$(wait_for_line "$WORK/coordinator.out" "listening on" 60) || fail "the coordinator did not start: $(tail -5 "$WORK/coordinator.log")"
+banner=$(wait_for_line "$WORK/coordinator.out" "listening on" 60 "${PIDS[-1]}") || fail "the coordinator did not start: $(tail -5 "$WORK/coordinator.log")"
 URL=$(echo "$banner" | sed -E 's/.* listening on (https:[^ ]+) .*/\1/')
 echo "    $banner"
 
@@ -202,7 +204,7 @@ chroot "$ROOT" env -i PATH=/usr/bin:/bin LANG=C.UTF-8 sh -c '
         --threads 4 --work-dir /var/cache/hwsearch-agent --credential /var/lib/hwsearch-agent/credential.json' \
     2> "$WORK/agent.log" &
 PIDS+=($!)
-registered=$(wait_for_line "$WORK/agent.log" "registered as|error" 300) || fail "the agent did not register: $(tail -5 "$WORK/agent.log")"
+registered=$(wait_for_line "$WORK/agent.log" "registered as|error" 300 "${PIDS[-1]}") || fail "the agent did not register: $(tail -5 "$WORK/agent.log")"
 echo "$registered" | grep -q "registered as" || fail "the agent failed: $(tail -5 "$WORK/agent.log")"
 echo "    $registered"
 echo "    credential file: $(stat -c '%a %U' "$ROOT/var/lib/hwsearch-agent/credential.json")"

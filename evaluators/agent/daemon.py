@@ -189,6 +189,9 @@ class Agent:
             except FleetAuthError as exc:
                 log.error("%s -- fix: %s", exc, self._auth_fix())
                 return 2
+            except CredentialFileError as exc:
+                log.error("%s", exc)
+                return 2
             except FleetTlsError as exc:
                 log.error("%s -- fix: pass --ca with the PEM file of the CA that signed the coordinator's "
                           "certificate (its subject names must include the host of --fleet)", exc)
@@ -216,19 +219,33 @@ class Agent:
         if self._credential is None:
             return "pass the coordinator's enrolment token (or, in legacy mode, its fleet token) with --token or " \
                    "HWSEARCH_FLEET_TOKEN"
-        return (f"this device is locked out; to enrol it again as a new agent, an operator deletes "
+        return (f"the coordinator no longer accepts this agent's credential (revoked, or issued by another "
+                f"coordinator database); to enrol the device again as a new agent, an operator deletes "
                 f"{self._options.credential_file} and restarts it with the current enrolment token")
 
     def _enrol(self) -> bool:
-        """Enrol with the token and keep the credential; False on a legacy shared-token coordinator."""
+        """Enrol with the token and keep the credential; False on a legacy shared-token coordinator.
+
+        A coordinator older than enrolment has no such route (404/405); one in legacy mode says 409.
+
+        Raises:
+            CredentialFileError: The credential cannot be written (the agent must not run on a
+                credential it would lose at the next restart).
+        """
         try:
             answer = self._client.enrol(self._device.registration())
         except FleetRejected as exc:
-            if exc.status == 409:
+            if exc.status in (404, 405, 409):
                 return False
             raise
         stored = StoredCredential(self._client.url, str(answer["agent_id"]), str(answer["credential"]))
-        credential.save(self._options.credential_file, stored)
+        try:
+            credential.save(self._options.credential_file, stored)
+        except OSError as exc:
+            raise CredentialFileError(
+                f"enrolled as {stored.agent_id} but cannot write the credential to {self._options.credential_file} "
+                f"({exc.strerror or exc}): make its folder writable, or pass --credential PATH"
+            ) from exc
         self._credential = stored
         self._client.use_credential(stored.credential)
         log.info("enrolled as %s; credential kept in %s", stored.agent_id, self._options.credential_file)

@@ -48,7 +48,8 @@ def _exit_with_agent(conn: Connection) -> None:
 
 
 def _alone(artifact: Path, folder: Path) -> Path:
-    """``artifact`` as the only file of ``folder`` (a hard link; a copy across file systems)."""
+    """``artifact`` as the only file of ``folder`` (a hard link: ``folder`` is beside it, so on the
+    same file system; a copy only if the file system has no hard links)."""
     target = folder / "model.onnx"
     try:
         os.link(artifact, target)
@@ -78,7 +79,7 @@ def _benchmark(artifact: Path, input_shape: tuple[int, ...], settings: dict[str,
         return "error", (f"refused: the timed input (batch {parsed.batch}) has {elements} elements, over the "
                          f"cap of {MAX_INPUT_ELEMENTS}")
     pin_to_cores(parsed.cores)
-    with tempfile.TemporaryDirectory(prefix="hwsearch-job-") as folder:
+    with tempfile.TemporaryDirectory(prefix="job-", dir=artifact.parent) as folder:
         times = run_benchmark(_alone(artifact, Path(folder)), input_shape, parsed)
     return "ok", _figures(times, parsed)
 
