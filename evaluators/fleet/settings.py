@@ -46,7 +46,9 @@ class FleetSettings(BaseSettings):
         max_connections: Connections and requests served at once; beyond, 503.
     """
 
-    model_config = SettingsConfigDict(env_prefix="HWSEARCH_FLEET_", extra="forbid", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HWSEARCH_FLEET_", extra="forbid", hide_input_in_errors=True, env_ignore_empty=True
+    )
 
     token: SecretStr
     enrol_token: SecretStr | None = None

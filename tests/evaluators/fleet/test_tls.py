@@ -70,7 +70,7 @@ def test_a_revoked_agent_is_locked_out_while_the_other_finishes_every_job(fleet:
             thread.join(300)
     assert not errors, errors
     log = doomed.log()
-    assert f"agent {doomed_id}'s credential was revoked" in log and "fix: this device is locked out" in log
+    assert f"agent {doomed_id}'s credential was revoked" in log and "fix: the coordinator no longer accepts this agent's credential" in log
     client = fleet.client(coordinator)
     jobs = client.jobs(limit=1000)
     assert len(results) == JOBS and client.stats()["jobs"] == {"done": JOBS}, "0 lost"
