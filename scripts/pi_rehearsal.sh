@@ -163,7 +163,7 @@ in_root env PIP_CERT=/etc/ssl/certs/ca-certificates.crt sh -ec '
     id hwsearch-agent >/dev/null 2>&1 || useradd --system --home /var/lib/hwsearch-agent --shell /usr/sbin/nologin hwsearch-agent
     python3 -m venv /opt/hwsearch-agent
     /opt/hwsearch-agent/bin/pip install --quiet --disable-pip-version-check "/tmp/hwsearch[agent]"
-    install -d -m 750 /etc/hwsearch
+    install -d -m 750 -g hwsearch-agent /etc/hwsearch
     install -d -o hwsearch-agent -g hwsearch-agent -m 700 /var/lib/hwsearch-agent /var/cache/hwsearch-agent
 '
 in_root /opt/hwsearch-agent/bin/python -c 'import importlib.metadata as m; print("    agent venv:", ", ".join(f"{p} {m.version(p)}" for p in ("onnxruntime", "numpy", "httpx")))'
@@ -204,10 +204,10 @@ chroot "$ROOT" env -i PATH=/usr/bin:/bin LANG=C.UTF-8 sh -c '
         --threads 4 --work-dir /var/cache/hwsearch-agent --credential /var/lib/hwsearch-agent/credential.json' \
     2> "$WORK/agent.log" &
 PIDS+=($!)
-registered=$(wait_for_line "$WORK/agent.log" "registered as|error" 300 "${PIDS[-1]}") || fail "the agent did not register: $(tail -5 "$WORK/agent.log")"
+registered=$(wait_for_line "$WORK/agent.log" "registered as|^error:| ERROR agent:" 300 "${PIDS[-1]}") || fail "the agent did not register: $(tail -5 "$WORK/agent.log")"
 echo "$registered" | grep -q "registered as" || fail "the agent failed: $(tail -5 "$WORK/agent.log")"
 echo "    $registered"
-echo "    credential file: $(stat -c '%a %U' "$ROOT/var/lib/hwsearch-agent/credential.json")"
+echo "    credential file: $(in_root stat -c '%n mode %a owner %U' /var/lib/hwsearch-agent/credential.json)"
 
 step "measuring the three artifacts on the emulated agent (figures must say EMULATED)"
 PYTHONPATH="$REPO" "$PYTHON" "$REPO/scripts/pi_rehearsal.py" measure --out "$WORK" --fleet "$URL" --token "$TOKEN" \
