@@ -65,6 +65,7 @@ cleanup() {
     [ -n "$WORK" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
 
 bind_into_root() {
     mkdir -p "$ROOT$2"

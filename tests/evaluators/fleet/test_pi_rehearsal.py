@@ -6,13 +6,17 @@ with x86 onnxruntime. Slow: a cold run builds the root (minutes); later runs reu
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.arm64]
+LIMIT_S = 3000
+"""Longest run allowed; a cold run (root build included) takes 13 min or more on 2 cores."""
+
+pytestmark = [pytest.mark.slow, pytest.mark.arm64, pytest.mark.timeout(LIMIT_S + 300)]
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMES = ("fp32", "fp16", "int8_static")
@@ -31,11 +35,16 @@ def test_the_agent_runs_on_an_emulated_arm64_root_and_agrees_with_x86() -> None:
     if reason:
         pytest.skip(reason)
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "pi_rehearsal.sh")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=3600)
-    output = done.stdout + done.stderr
+    script = subprocess.Popen(["bash", str(ROOT / "scripts" / "pi_rehearsal.sh")], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output = script.communicate(timeout=LIMIT_S)[0]
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGTERM)
+            script.wait(120)
     print(output)
-    assert done.returncode == 0, output[-4000:]
+    assert script.returncode == 0, output[-4000:]
     for scheme in SCHEMES:
         assert f"  {scheme}: argmax agreement ARM vs x86" in output and "-- ok" in output, scheme
         assert f"  {scheme}: median" in output and "EMULATED latency (not the device's speed)" in output
