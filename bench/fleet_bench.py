@@ -8,9 +8,11 @@
 3. Repeatability: coefficient of variation of the median over repeated jobs of one model, remote
    (one agent) and local.
 
-Run: ``python bench/fleet_bench.py [--jobs 20] [--throughput-jobs 120] [--repeats 10]``.
+Run: ``python bench/fleet_bench.py [--jobs 20] [--throughput-jobs 120] [--repeats 10] [--tls]``.
 The coordinator (``python -m evaluators.fleet serve``) and the agents
-(``python -m evaluators.agent``) are real processes on 127.0.0.1 with a SQLite database.
+(``python -m evaluators.agent``) are real processes on 127.0.0.1 with a SQLite database. With
+``--tls`` the coordinator serves HTTPS (a throwaway CA made with ``openssl``) and the agents enrol
+and use their own credentials, as on a real network.
 """
 
 from __future__ import annotations
@@ -41,8 +43,32 @@ from evaluators.latency.local import LocalLatencyBackend  # noqa: E402
 from evaluators.latency.remote import RemoteLatencyBackend  # noqa: E402
 
 TOKEN = "bench-fleet-token-0123456789"
+ENROL_TOKEN = "bench-enrolment-token-0123456789"
 TINY_SHAPE = (1, 3, 8, 8)
 CONV_SHAPE = (1, 3, 64, 64)
+CA: Path | None = None
+"""The throwaway CA with ``--tls`` (None: plain HTTP, legacy shared token)."""
+
+
+def make_tls(work: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate it signed for 127.0.0.1: ``(ca, cert, key)``."""
+    ca, ca_key, cert, key, csr, ext = (work / name for name in (
+        "ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "server.csr", "server.ext"))
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ext.write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    for command in (
+        ["openssl", "req", "-x509", *curve, "-days", "2", "-subj", "/CN=bench CA", "-keyout", ca_key, "-out", ca],
+        ["openssl", "req", *curve, "-subj", "/CN=bench coordinator", "-keyout", key, "-out", csr],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+         "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run([str(part) for part in command], check=True, capture_output=True)
+    return ca, cert, key
+
+
+def client_of(url: str) -> FleetClient:
+    """A client with the fleet token (and the bench CA with ``--tls``)."""
+    return FleetClient(url, TOKEN, ca=CA)
 
 
 def conv_model(path: Path, *, size: int, channels: int, layers: int) -> Path:
@@ -66,15 +92,18 @@ def conv_model(path: Path, *, size: int, channels: int, layers: int) -> Path:
     return path
 
 
-def env(home: Path) -> dict[str, str]:
+def env(home: Path, token: str = TOKEN) -> dict[str, str]:
     """Subprocess environment: this checkout importable, a private HOME, the token."""
-    return {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), "HWSEARCH_FLEET_TOKEN": TOKEN}
+    return {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), "HWSEARCH_FLEET_TOKEN": token}
 
 
 def start_coordinator(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A coordinator process on 127.0.0.1 and its URL."""
     command = [sys.executable, "-m", "evaluators.fleet", "serve", "--storage", f"sqlite:///{work / 'fleet.db'}",
                "--listen", "127.0.0.1:0", "--log-level", "warning"]
+    if CA is not None:
+        command += ["--enrol-token", ENROL_TOKEN, "--tls-cert", str(work / "server.pem"),
+                    "--tls-key", str(work / "server-key.pem")]
     process = subprocess.Popen(command, cwd=ROOT, env=env(work), stdout=subprocess.PIPE,
                                stderr=(work / "coordinator.log").open("wb"))
     assert process.stdout is not None
@@ -91,10 +120,11 @@ def start_agents(url: str, tag: str, count: int, work: Path, client: FleetClient
     for i in range(count):
         folder = work / f"{tag}-{i}"
         folder.mkdir()
+        trust = [] if CA is None else ["--ca", str(CA)]
         agents.append(subprocess.Popen(
             [sys.executable, "-m", "evaluators.agent", "--fleet", url, "--device", tag, "--poll-seconds", "5",
-             "--work-dir", str(folder), "--log-level", "warning"],
-            cwd=ROOT, env=env(work), stderr=(folder / "agent.log").open("wb"),
+             "--work-dir", str(folder), "--log-level", "warning", *trust],
+            cwd=ROOT, env=env(work, TOKEN if CA is None else ENROL_TOKEN), stderr=(folder / "agent.log").open("wb"),
         ))
     deadline = time.monotonic() + 120
     while len(client.agents(device_tag=tag, live_only=True)) < count:
@@ -136,7 +166,7 @@ def throughput(url: str, client: FleetClient, model: Path, agents: int, jobs: in
     settings = LatencySettings(warmup=0, min_repeats=1, max_repeats=1, min_time_s=0.0).to_dict()
 
     def submit(count: int) -> None:
-        with FleetClient(url, TOKEN) as own:
+        with client_of(url) as own:
             for _ in range(count):
                 own.enqueue(tag, sha, list(TINY_SHAPE), settings)
 
@@ -165,17 +195,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20, help="jobs per backend for the overhead figure")
     parser.add_argument("--throughput-jobs", type=int, default=120, help="jobs per agent count")
     parser.add_argument("--repeats", type=int, default=10, help="jobs for the repeatability figure")
+    parser.add_argument("--tls", action="store_true", help="HTTPS and enrolled agents instead of plain HTTP")
     args = parser.parse_args()
+    global CA
     work = Path(tempfile.mkdtemp(prefix="hwsearch-fleet-bench-"))
+    if args.tls:
+        CA = make_tls(work)[0]
     tiny = conv_model(work / "tiny.onnx", size=8, channels=4, layers=1)
     conv = conv_model(work / "conv.onnx", size=64, channels=32, layers=3)
     coordinator, url = start_coordinator(work)
-    client = FleetClient(url, TOKEN)
+    client = client_of(url)
     try:
         agents = start_agents(url, "loopback", 1, work, client)
         overhead = LatencySettings(threads=1, warmup=5, min_repeats=20, max_repeats=20, min_time_s=0.0)
         stable = LatencySettings(threads=1, warmup=10, min_repeats=50, max_repeats=2000, min_time_s=0.3)
-        with RemoteLatencyBackend(url, TOKEN, "loopback", timeout_s=300) as remote:
+        with RemoteLatencyBackend(url, TOKEN, "loopback", timeout_s=300, ca=CA) as remote:
             local = LocalLatencyBackend()
             local_wall, _ = timed_measures(local, tiny, TINY_SHAPE, overhead, args.jobs)
             remote_wall, _ = timed_measures(remote, tiny, TINY_SHAPE, overhead, args.jobs)
@@ -187,7 +221,8 @@ def main() -> None:
         client.close()
         stop([coordinator])
     local_ms, remote_ms = statistics.median(local_wall), statistics.median(remote_wall)
-    print(f"hwsearch fleet bench on {describe_cpu()}, {os.cpu_count()} CPUs, SQLite, loopback")
+    transport = "HTTPS, enrolled agents" if CA is not None else "HTTP, shared token"
+    print(f"hwsearch fleet bench on {describe_cpu()}, {os.cpu_count()} CPUs, SQLite, loopback, {transport}")
     print(f"\n1. per-job wall time, tiny Conv model, 5 warm-up + 20 timed runs, median of {args.jobs} jobs")
     print(f"   local  {local_ms:8.1f} ms")
     print(f"   remote {remote_ms:8.1f} ms")

@@ -1,4 +1,10 @@
-"""``--latency remote``: connect the search to a fleet coordinator, or embed one."""
+"""``--latency remote``: connect the search to a fleet coordinator, or embed one.
+
+Over ``https://`` the coordinator's certificate is verified against ``--fleet-ca PATH`` (or env
+``HWSEARCH_FLEET_CA``), else the system's CAs. An embedded coordinator (``--fleet-listen``) serves
+TLS and enrols agents when ``HWSEARCH_FLEET_TLS_CERT``/``_TLS_KEY`` and
+``HWSEARCH_FLEET_ENROL_TOKEN`` are set (its settings read the environment).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from typing import Any, Callable
 
 from evaluators.errors import HwsearchError
+from evaluators.fleet.protocol import CA_ENV
 
 ENV_TOKEN = "HWSEARCH_FLEET_TOKEN"
 
@@ -36,23 +43,35 @@ def remote_backend(args: Any, storage_url: str, cleanups: list[Callable[[], None
         raise HwsearchError("--latency remote needs exactly one of --fleet URL and --fleet-listen HOST:PORT",
                             "pass --fleet URL of a running coordinator, or --fleet-listen to embed one")
     url = args.fleet
+    ca = getattr(args, "fleet_ca", None) or os.environ.get(CA_ENV) or None
     if args.fleet_listen:
+        from pydantic import ValidationError
+
         from evaluators.fleet.server import start_embedded
         from evaluators.fleet.settings import FleetSettings
 
         host, port = _parse_listen(args.fleet_listen)
         try:
             settings = FleetSettings(token=token, storage=storage_url)
-        except ValueError as exc:
-            raise HwsearchError(f"bad fleet settings: {str(exc).splitlines()[-1].strip()}",
-                                "pass a longer --fleet-token") from exc
+        except ValidationError as exc:
+            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise HwsearchError(f"bad fleet settings: {message}",
+                                "pass a --fleet-token of 16+ characters and check the HWSEARCH_FLEET_* "
+                                "variables (TLS needs _TLS_CERT, _TLS_KEY and _ENROL_TOKEN)") from exc
         coordinator = start_embedded(settings, host, port)
         cleanups.append(coordinator.stop)
         url = coordinator.url
         lan = host in ("0.0.0.0", "::")
-        agent_url = f"http://<this machine's LAN address>:{url.rsplit(':', 1)[1]}" if lan else url
+        agent_url = f"{settings.scheme}://<this machine's LAN address>:{url.rsplit(':', 1)[1]}" if lan else url
+        secret = "$HWSEARCH_FLEET_ENROL_TOKEN" if settings.enrolment else "$HWSEARCH_FLEET_TOKEN"
+        trust = f" --ca {ca or '<CA file>'}" if settings.scheme == "https" else ""
         print(f"fleet coordinator listening on {coordinator.listen_url}; start agents with: "
-              f"python -m evaluators.agent --fleet {agent_url} --token $HWSEARCH_FLEET_TOKEN --device {args.device}")
-    backend = RemoteLatencyBackend(url, token, args.device, timeout_s=args.fleet_timeout)
+              f"python -m evaluators.agent --fleet {agent_url}{trust} --token {secret} --device {args.device}")
+    try:
+        backend = RemoteLatencyBackend(url, token, args.device, timeout_s=args.fleet_timeout, ca=ca)
+    except ValueError as exc:
+        raise HwsearchError(f"cannot use the fleet at {url}: {exc}",
+                            "pass --fleet-ca with the PEM file of the CA that signed the coordinator's certificate, "
+                            "and an https:// URL") from exc
     cleanups.append(backend.close)
     return backend

@@ -104,12 +104,24 @@ def test_secrets_come_from_env_file_only() -> None:
                 assert not re.search(r"://[^/]*:[^@$]+@", literal), f"{name}.{key} has a literal password"
                 for ref in REF.findall(str(value)):
                     assert ref in example, f"{ref} is missing from .env.example"
-    for key in ("POSTGRES_PASSWORD", "HWSEARCH_FLEET_TOKEN", "RAY_AUTH_TOKEN"):
+    for key in ("POSTGRES_PASSWORD", "HWSEARCH_FLEET_TOKEN", "HWSEARCH_FLEET_ENROL_TOKEN", "RAY_AUTH_TOKEN"):
         assert example[key] == "", f".env.example must not ship a value for {key}"
     text = COMPOSE.read_text()
     assert ":?" in text, "secrets should be required (${VAR:?...}) so compose refuses to start without them"
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
     assert ignored.returncode == 0, ".env must be git-ignored"
+
+
+def test_agents_enrol_and_keep_their_credential() -> None:
+    services = _services()
+    coordinator, agent = services["coordinator"]["environment"], services["agent"]["environment"]
+    assert "HWSEARCH_FLEET_ENROL_TOKEN" in coordinator["HWSEARCH_FLEET_ENROL_TOKEN"]
+    assert "HWSEARCH_FLEET_ENROL_TOKEN" in agent["HWSEARCH_FLEET_TOKEN"], "the agent gets the enrolment token"
+    command = _command("agent")
+    assert command[command.index("--work-dir") + 1].startswith("/work") and "agent-state:/work" in services["agent"][
+        "volumes"]
+    for name in ("coordinator", "search", "agent"):
+        assert "./fleet-tls:/tls:ro" in services[name]["volumes"], name
 
 
 def _command(name: str) -> list[str]:
@@ -137,7 +149,7 @@ def test_search_joins_the_ray_head_coordinator_and_database() -> None:
     assert "--ray-client-server-port=10001" in services["ray-head"]["command"]
     assert command[command.index("--fleet") + 1] == "http://coordinator:8765"
     assert "0.0.0.0:8765" in services["coordinator"]["command"]
-    assert "http://coordinator:8765" in services["agent"]["command"]
+    assert "http://coordinator:8765" in _command("agent")
     for name in ("search", "dashboard", "ray-head"):
         assert "@postgres:5432/" in services[name]["environment"]["HWSEARCH_STORAGE"]
     assert "@postgres:5432/" in services["coordinator"]["environment"]["HWSEARCH_FLEET_STORAGE"]

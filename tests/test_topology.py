@@ -78,6 +78,7 @@ class Processes:
 
 def test_compose_topology_on_loopback(pg_url: str, tiny_data: Path, tmp_path: Path) -> None:
     token, ray_token = "-" + secrets.token_urlsafe(24), secrets.token_hex(32)  # a dash-leading token on purpose
+    enrol_token = secrets.token_hex(32)  # as in compose: the agent enrols and keeps its own credential
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "HWSEARCH_"))}
     env.update(PYTHONUNBUFFERED="1", HWSEARCH_FLEET_TOKEN=token)
     fleet_port, gcs_port, client_port, agent_port, dash_port = (_port() for _ in range(5))
@@ -88,7 +89,8 @@ def test_compose_topology_on_loopback(pg_url: str, tiny_data: Path, tmp_path: Pa
     procs = Processes(tmp_path)
     try:
         procs.start("coordinator", [sys.executable, "-m", "evaluators.fleet", "serve", "--storage", pg_url,
-                                    "--listen", f"127.0.0.1:{fleet_port}", "--log-level", "warning"], env)
+                                    "--listen", f"127.0.0.1:{fleet_port}", "--log-level", "warning"],
+                    {**env, "HWSEARCH_FLEET_ENROL_TOKEN": enrol_token})
         procs.start("ray-head", [ray_bin, "start", "--head", f"--port={gcs_port}",
                                  f"--ray-client-server-port={client_port}", "--num-cpus=2", f"--temp-dir={ray_temp}",
                                  "--node-ip-address=127.0.0.1",
@@ -99,7 +101,7 @@ def test_compose_topology_on_loopback(pg_url: str, tiny_data: Path, tmp_path: Pa
                                   "--browser.gatherUsageStats=false"], {**env, "HWSEARCH_STORAGE": pg_url})
         procs.start("agent", [sys.executable, "-m", "evaluators.agent", "--fleet", fleet_url, "--device", DEVICE,
                               "--name", "standin-agent", "--work-dir", str(tmp_path / "agent"),
-                              "--poll-seconds", "5"], env)
+                              "--poll-seconds", "5"], {**env, "HWSEARCH_FLEET_TOKEN": enrol_token})
 
         def coordinator_healthy() -> bool:
             assert procs.procs["coordinator"].poll() is None, procs.log("coordinator")

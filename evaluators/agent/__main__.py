@@ -2,13 +2,17 @@
 
 Usage::
 
-    python -m evaluators.agent --fleet http://COORDINATOR:8765 --token TOKEN --device rpi4b \\
-        [--threads N] [--cores 0-3] [--name NAME] [--tags fan,bookworm]
+    python -m evaluators.agent --fleet https://COORDINATOR:8765 --ca ca.pem --token ENROLMENT_TOKEN \\
+        --device rpi4b [--threads N] [--cores 0-3] [--name NAME] [--tags fan,bookworm]
 
 The token may come from ``HWSEARCH_FLEET_TOKEN`` instead of ``--token`` (keeps it out of ``ps``).
+On a coordinator with enrolment the token is used once, to enrol: the agent then keeps its own
+credential in ``--credential`` (mode 0600) and needs no token on later starts. On a legacy
+coordinator (no enrolment token) the token is the shared fleet token, sent on every request.
 SIGTERM (or Ctrl-C) finishes the current job, or releases it after ``--drain-seconds``; a second
-one releases it at once. Exit status: 0 after a requested stop, 2 for a configuration error or a
-token the coordinator refuses.
+one releases it at once. Exit status: 0 after a requested stop, 2 for a configuration error, a
+token or credential the coordinator refuses (revoked agents included), or an unusable credential
+file.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from types import FrameType
 from evaluators.agent.daemon import Agent, AgentOptions
 from evaluators.agent.device import detect
 from evaluators.fleet.client import FleetClient
-from evaluators.fleet.protocol import TOKEN_ENV, is_device_tag
+from evaluators.fleet.protocol import CA_ENV, TOKEN_ENV, is_device_tag
 from evaluators.secret_args import glue_secret_values
 
 MIB = 1024 * 1024
@@ -54,8 +58,11 @@ def parse_cores(text: str) -> tuple[int, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluators.agent", description="hwsearch fleet agent")
-    parser.add_argument("--fleet", required=True, metavar="URL", help="coordinator URL, e.g. http://10.0.0.2:8765")
-    parser.add_argument("--token", help=f"fleet token (default: env {TOKEN_ENV})")
+    parser.add_argument("--fleet", required=True, metavar="URL", help="coordinator URL, e.g. https://10.0.0.2:8765")
+    parser.add_argument("--ca", metavar="PEM", help=f"CA certificate(s) that signed an https:// coordinator's "
+                        f"certificate (default: env {CA_ENV}, else the system's CAs)")
+    parser.add_argument("--token", help=f"enrolment token, or the shared fleet token of a legacy coordinator; not "
+                        f"needed once enrolled (default: env {TOKEN_ENV})")
     parser.add_argument("--device", required=True, metavar="TAG", help="device tag whose jobs to claim, e.g. rpi4b")
     parser.add_argument("--name", help="agent name (default: host name)")
     parser.add_argument("--tags", default="", help="comma-separated labels shown with the agent")
@@ -64,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-seconds", type=float, default=5.0, help="longest wait for a job per request")
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "hwsearch-agent",
                         help="where downloaded artifacts are kept")
+    parser.add_argument("--credential", type=Path, metavar="PATH",
+                        help="where the agent keeps its own credential after enrolling (default: "
+                             "WORK_DIR/credential.json; keep it on persistent storage)")
     parser.add_argument("--max-artifact-mb", type=float, default=256.0, help="largest artifact to download")
     parser.add_argument("--job-time-limit", type=float, default=900.0, help="seconds before a benchmark is killed")
     parser.add_argument("--request-timeout", type=float, default=30.0,
@@ -81,7 +91,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         raise UsageError("--threads must be at least 1")
     return AgentOptions(
         threads=args.threads, cores=parse_cores(args.cores) if args.cores else None,
-        poll_s=max(0.0, args.poll_seconds), work_dir=args.work_dir,
+        poll_s=max(0.0, args.poll_seconds), work_dir=args.work_dir, credential_path=args.credential,
         max_artifact_bytes=int(args.max_artifact_mb * MIB), job_time_limit_s=args.job_time_limit,
         drain_s=args.drain_seconds,
     )
@@ -94,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     token = args.token or os.environ.get(TOKEN_ENV, "")
     try:
-        if not token:
-            raise UsageError(f"no fleet token: pass --token TOKEN or set {TOKEN_ENV}")
         options = _options(args)
-        client = FleetClient(args.fleet, token, timeout=args.request_timeout)
+        if not token and not options.credential_file.exists():
+            raise UsageError(f"no fleet token: pass --token TOKEN or set {TOKEN_ENV}")
+        ca = args.ca or os.environ.get(CA_ENV) or None
+        client = FleetClient(args.fleet, token or None, timeout=args.request_timeout, ca=ca)
     except (UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluators.agent import credential
+from evaluators.agent.credential import CredentialFileError, StoredCredential
 from evaluators.agent.device import DeviceInfo, usable_cores
 from evaluators.agent.runner import BenchmarkRunner, Outcome
 from evaluators.fleet.client import (
@@ -21,6 +23,7 @@ from evaluators.fleet.client import (
     FleetClient,
     FleetError,
     FleetRejected,
+    FleetTlsError,
     FleetUnavailable,
 )
 from evaluators.fleet.protocol import is_sha256
@@ -45,6 +48,8 @@ class AgentOptions:
             be among the CPUs this process may use.
         poll_s: Longest long-poll for a job (the coordinator may cap it).
         work_dir: Where downloaded artifacts are kept.
+        credential_path: Where the agent's own credential is kept once it enrolled (mode 0600);
+            default ``work_dir / "credential.json"``.
         max_artifact_bytes: Larger artifacts are refused (the job fails).
         job_time_limit_s: A benchmark running longer is killed and its job failed.
         drain_s: After SIGTERM, how long the current job may still run before it is released.
@@ -56,11 +61,17 @@ class AgentOptions:
     cores: tuple[int, ...] | None = None
     poll_s: float = 5.0
     work_dir: Path = Path.home() / ".cache" / "hwsearch-agent"
+    credential_path: Path | None = None
     max_artifact_bytes: int = 256 * 1024 * 1024
     job_time_limit_s: float = 900.0
     drain_s: float = 30.0
     result_retry_s: float = 300.0
     backoff_max_s: float = 30.0
+
+    @property
+    def credential_file(self) -> Path:
+        """Where the credential lives."""
+        return self.credential_path or self.work_dir / "credential.json"
 
 
 class Backoff:
@@ -85,8 +96,9 @@ class Backoff:
 class Heartbeat(threading.Thread):
     """Keeps one lease alive while its job runs; records why it was lost, if it was.
 
-    Invariant: ``lost`` is set only by a 409/404 from the coordinator (the job was cancelled,
-    re-leased or finished); an unreachable coordinator just means trying again next interval.
+    Invariant: ``lost`` is set only by a refusal from the coordinator (409/404: the job was
+    cancelled, re-leased or finished; 401: this agent was revoked); an unreachable coordinator
+    just means trying again next interval.
     """
 
     def __init__(self, client: FleetClient, job_id: str, agent_id: str, lease_id: str, interval: float) -> None:
@@ -102,7 +114,7 @@ class Heartbeat(threading.Thread):
         while not self._done.wait(self._interval):
             try:
                 self._client.heartbeat(*self._ids, timeout_s=self._interval)
-            except FleetRejected as exc:
+            except (FleetRejected, FleetAuthError) as exc:
                 self.lost = exc.detail
                 return
             except FleetError as exc:
@@ -126,6 +138,7 @@ class Agent:
         self._device = device
         self._options = options
         self._runner = BenchmarkRunner()
+        self._credential: StoredCredential | None = None
         self._agent_id: str | None = None
         self._stop_requested_at: float | None = None
         self._abort = False
@@ -151,9 +164,17 @@ class Agent:
         """Serve jobs until asked to stop; returns the process exit status.
 
         Returns:
-            0 after a requested stop, 2 when the coordinator refuses the token or the registration.
+            0 after a requested stop, 2 when the coordinator refuses the token, the credential
+            (revoked) or the registration, or the credential file is unusable.
         """
         self._options.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._credential = credential.load(self._options.credential_file)
+        except CredentialFileError as exc:
+            log.error("%s", exc)
+            return 2
+        if self._credential is not None:
+            self._client.use_credential(self._credential.credential)
         self._runner.start()
         backoff = Backoff(self._options.backoff_max_s)
         while not self.stopping:
@@ -166,7 +187,14 @@ class Agent:
                 if job is not None:
                     self._process(job)
             except FleetAuthError as exc:
-                log.error("%s -- fix: pass the coordinator's token with --token or HWSEARCH_FLEET_TOKEN", exc)
+                log.error("%s -- fix: %s", exc, self._auth_fix())
+                return 2
+            except CredentialFileError as exc:
+                log.error("%s", exc)
+                return 2
+            except FleetTlsError as exc:
+                log.error("%s -- fix: pass --ca with the PEM file of the CA that signed the coordinator's "
+                          "certificate (its subject names must include the host of --fleet)", exc)
                 return 2
             except FleetUnavailable as exc:
                 delay = backoff.next()
@@ -187,12 +215,51 @@ class Agent:
         log.info("stopped after %d jobs done, %d failed", self.jobs_done, self.jobs_failed)
         return 0
 
+    def _auth_fix(self) -> str:
+        if self._credential is None:
+            return "pass the coordinator's enrolment token (or, in legacy mode, its fleet token) with --token or " \
+                   "HWSEARCH_FLEET_TOKEN"
+        return (f"the coordinator no longer accepts this agent's credential (revoked, or issued by another "
+                f"coordinator database); to enrol the device again as a new agent, an operator deletes "
+                f"{self._options.credential_file} and restarts it with the current enrolment token")
+
+    def _enrol(self) -> bool:
+        """Enrol with the token and keep the credential; False on a legacy shared-token coordinator.
+
+        A coordinator older than enrolment has no such route (404/405); one in legacy mode says 409.
+
+        Raises:
+            CredentialFileError: The credential cannot be written (the agent must not run on a
+                credential it would lose at the next restart).
+        """
+        try:
+            answer = self._client.enrol(self._device.registration())
+        except FleetRejected as exc:
+            if exc.status in (404, 405, 409):
+                return False
+            raise
+        stored = StoredCredential(self._client.url, str(answer["agent_id"]), str(answer["credential"]))
+        try:
+            credential.save(self._options.credential_file, stored)
+        except OSError as exc:
+            raise CredentialFileError(
+                f"enrolled as {stored.agent_id} but cannot write the credential to {self._options.credential_file} "
+                f"({exc.strerror or exc}): make its folder writable, or pass --credential PATH"
+            ) from exc
+        self._credential = stored
+        self._client.use_credential(stored.credential)
+        log.info("enrolled as %s; credential kept in %s", stored.agent_id, self._options.credential_file)
+        return True
+
     def _register(self) -> None:
+        mode = "own credential"
+        if self._credential is None and not self._enrol():
+            mode = "legacy shared token"
         answer = self._client.register(self._device.registration())
         self._agent_id = str(answer["agent_id"])
         log.info(
-            "registered as %s for device tag %s (%s) at %s", self._agent_id, self._device.device_tag,
-            self._device.device, self._client.url,
+            "registered as %s for device tag %s (%s) at %s (%s)", self._agent_id, self._device.device_tag,
+            self._device.device, self._client.url, mode,
         )
 
     def _goodbye(self) -> None:
@@ -273,7 +340,8 @@ class Agent:
 
     def _post_result(self, job_id: str, lease_id: str, figures: dict[str, Any]) -> None:
         assert self._agent_id is not None
-        measurement = {**figures, "device": self._device.device}
+        source = "emulated" if self._device.emulated else "measured"
+        measurement = {**figures, "device": self._device.device, "source": source}
         backoff = Backoff(self._options.backoff_max_s)
         give_up = time.monotonic() + self._options.result_retry_s
         while True:

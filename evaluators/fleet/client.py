@@ -1,19 +1,21 @@
 """HTTP client of the coordinator's API, used by the agent and by the remote latency backend.
 
 Needs only httpx (it runs on the Raspberry Pi agent). Errors are typed by what the caller should
-do: :class:`FleetUnavailable` (retry later), :class:`FleetAuthError` (fix the token) and
-:class:`FleetRejected` (the request itself was refused; carries the status and the reason).
+do: :class:`FleetUnavailable` (retry later), :class:`FleetAuthError` (fix the token or
+credential), :class:`FleetTlsError` (fix the CA) and :class:`FleetRejected` (the request itself
+was refused; carries the status and the reason).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from evaluators.fleet.protocol import API_PREFIX
+from evaluators.fleet.protocol import AGENT_CREDENTIAL_PREFIX, API_PREFIX
 
 
 class FleetError(Exception):
@@ -35,7 +37,11 @@ class FleetUnavailable(FleetError):
 
 
 class FleetAuthError(FleetError):
-    """The coordinator refused the token (401)."""
+    """The coordinator refused the token or the agent credential (401): wrong, unknown or revoked."""
+
+
+class FleetTlsError(FleetError):
+    """The coordinator's TLS certificate cannot be verified: a configuration error, not an outage."""
 
 
 class FleetRejected(FleetError):
@@ -44,6 +50,22 @@ class FleetRejected(FleetError):
 
 class ArtifactError(FleetError):
     """A downloaded artifact is over the size cap or does not match its sha256."""
+
+
+def tls_verification(url: str, ca: str | Path | None) -> ssl.SSLContext | bool:
+    """How to verify the coordinator's certificate: against ``ca`` when given, else the default CAs.
+
+    Raises:
+        ValueError: ``ca`` for an ``http://`` URL (nothing to verify), or an unreadable CA file.
+    """
+    if ca is None:
+        return True
+    if not url.startswith("https://"):
+        raise ValueError(f"a CA file ({ca}) is only used with an https:// fleet URL, not {url}")
+    try:
+        return ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot read the CA file {ca}: {exc}") from exc
 
 
 def _detail(response: httpx.Response) -> str:
@@ -62,22 +84,31 @@ class FleetClient:
     """A thread-safe client of one coordinator.
 
     Args:
-        url: The coordinator's base URL, e.g. ``http://192.168.1.10:8765``.
-        token: The fleet token (sent as ``Authorization: Bearer``; never logged).
+        url: The coordinator's base URL, e.g. ``https://192.168.1.10:8765``.
+        token: The fleet token, enrolment token or agent credential (sent as ``Authorization:
+            Bearer``; never logged); None to set one later with :meth:`use_credential`.
         timeout: Seconds for connecting and for each request without a long-poll.
+        ca: PEM bundle of the CA that signed an ``https://`` coordinator's certificate (default:
+            the system's CAs).
 
     Raises:
-        ValueError: When ``url`` is not an http(s) URL.
+        ValueError: When ``url`` is not an http(s) URL, or ``ca`` cannot be used with it.
     """
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None, *, timeout: float = 30.0, ca: str | Path | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"fleet URL {url!r} must start with http:// or https://")
         self.url = url.rstrip("/")
         self._timeout = timeout
-        self._http = httpx.Client(
-            base_url=self.url + API_PREFIX, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
+        self._http = httpx.Client(base_url=self.url + API_PREFIX, timeout=timeout, verify=tls_verification(url, ca))
+        self._kind = "fleet token"
+        if token:
+            self.use_credential(token)
+
+    def use_credential(self, credential: str) -> None:
+        """Authenticate every later request with ``credential`` (after an enrolment)."""
+        self._http.headers["Authorization"] = f"Bearer {credential}"
+        self._kind = "agent credential" if credential.startswith(AGENT_CREDENTIAL_PREFIX) else "fleet token"
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -91,7 +122,7 @@ class FleetClient:
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code == 401:
-            raise FleetAuthError(f"the coordinator at {self.url} refused the fleet token", 401)
+            raise FleetAuthError(f"the coordinator at {self.url} refused the {self._kind}: {_detail(response)}", 401)
         if response.status_code >= 500:
             raise FleetUnavailable(_detail(response), response.status_code)
         if response.status_code >= 400:
@@ -106,14 +137,31 @@ class FleetClient:
         try:
             response = self._http.request(method, path, timeout=timeout, **kwargs)
         except httpx.TransportError as exc:
-            raise FleetUnavailable(
-                f"cannot reach the fleet coordinator at {self.url}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         return self._check(response)
+
+    def _transport_error(self, exc: httpx.TransportError) -> FleetError:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            return FleetTlsError(
+                f"cannot verify the certificate of the fleet coordinator at {self.url}: "
+                f"{getattr(cause, 'verify_message', '') or cause}"
+            )
+        return FleetUnavailable(f"cannot reach the fleet coordinator at {self.url}: {type(exc).__name__}: {exc}")
 
     def register(self, info: dict[str, Any]) -> dict[str, Any]:
         """Register an agent; returns its id and timing contract."""
         return dict(self._request("POST", "/agents", json=info).json())
+
+    def enrol(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Enrol a new agent with the enrolment token; returns its id, timing and ``credential``.
+
+        Raises:
+            FleetRejected: 409 when the coordinator runs in legacy shared-token mode.
+        """
+        return dict(self._request("POST", "/enrol", json=info).json())
 
     def claim(self, agent_id: str, wait_s: float) -> dict[str, Any] | None:
         """Lease a job for ``agent_id``'s device tag, waiting up to ``wait_s``; None when none came."""
@@ -138,6 +186,8 @@ class FleetClient:
         size = 0
         try:
             with self._http.stream("GET", f"/artifacts/{sha256}") as response, dest.open("wb") as out:
+                if response.status_code >= 400:
+                    response.read()
                 self._check(response)
                 for chunk in response.iter_bytes():
                     size += len(chunk)
@@ -149,7 +199,7 @@ class FleetClient:
                 raise ArtifactError(f"downloaded artifact hashes to {digest.hexdigest()}, not {sha256}")
         except httpx.TransportError as exc:
             dest.unlink(missing_ok=True)
-            raise FleetUnavailable(f"download of {sha256} from {self.url} failed: {type(exc).__name__}: {exc}") from exc
+            raise self._transport_error(exc) from exc
         except FleetError:
             dest.unlink(missing_ok=True)
             raise

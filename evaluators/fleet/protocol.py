@@ -6,6 +6,7 @@ and no SQLAlchemy.
 
 from __future__ import annotations
 
+import math
 import re
 
 API_PREFIX = "/v1"
@@ -13,6 +14,30 @@ API_PREFIX = "/v1"
 
 TOKEN_ENV = "HWSEARCH_FLEET_TOKEN"
 """Environment variable that holds the fleet token when ``--token`` is not given."""
+
+CA_ENV = "HWSEARCH_FLEET_CA"
+"""Environment variable naming the CA bundle that verifies an ``https://`` coordinator."""
+
+AGENT_CREDENTIAL_PREFIX = "agent."
+"""Per-agent credentials read ``agent.<agent id>.<secret>`` (Bearer-token characters only)."""
+
+EMULATED_PREFIX = "EMULATED"
+"""Start of the device string of an agent that runs under an instruction-set emulator."""
+
+MAX_INPUT_ELEMENTS = 1 << 26
+"""Largest timed input (elements, batch included) a job may ask for: 256 MB of float32."""
+
+MAX_LATENCY_MS = 3_600_000.0
+"""Largest plausible single-inference latency (one hour); a larger figure is refused."""
+
+MAX_TIMED_MS = 7 * 24 * 3_600_000.0
+"""Largest plausible total timed time of one job (``n * min_ms``): a week."""
+
+MAX_RUNS = 10_000_000
+"""Largest plausible number of timed runs in one measurement."""
+
+MEASUREMENT_KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "n")
+"""Benchmark statistics an agent reports (``threads``, ``runtime``, ``device`` ... come beside)."""
 
 MIN_TOKEN_LENGTH = 16
 """Shortest token the coordinator accepts."""
@@ -44,6 +69,15 @@ def is_sha256(text: str) -> bool:
 def is_device_tag(text: str) -> bool:
     """True for a device tag such as ``rpi4b`` or ``jetson-nano.fp16``."""
     return bool(_DEVICE_TAG.match(text))
+
+
+def effective_input_elements(input_shape: list[int] | tuple[int, ...], batch: int) -> int:
+    """Elements of the input a job really times: ``input_shape`` with its batch replaced by ``batch``.
+
+    The benchmark feeds ``(batch, *input_shape[1:])``, so this (not ``input_shape`` alone) is what
+    the size cap :data:`MAX_INPUT_ELEMENTS` applies to.
+    """
+    return math.prod((batch, *input_shape[1:]))
 
 
 def not_onnx_reason(head: bytes) -> str | None:

@@ -98,13 +98,10 @@ def enqueue(
 ) -> JobRow:
     """Queue a new job; it is claimable as soon as the caller commits.
 
-    With ``job_id`` (chosen by the client) the call is idempotent: when that job exists already
-    it is returned as it is.
+    Raises:
+        sqlalchemy.exc.IntegrityError: When a job ``job_id`` (chosen by the client) exists; the
+            caller decides whether the request was a retry (see the jobs router).
     """
-    if job_id is not None:
-        existing = session.get(JobRow, job_id)
-        if existing is not None:
-            return existing
     job = JobRow(
         id=job_id or new_id(), device_tag=device_tag, artifact_sha256=artifact_sha256,
         input_shape_json=json.dumps(input_shape), settings_json=json.dumps(settings), state=QUEUED,
@@ -253,6 +250,19 @@ def release(session: Session, job_id: str, *, agent_id: str, lease_id: str) -> J
     )) != 1:
         raise _conflict(session, job_id, agent_id, "release")
     return get_job(session, job_id)
+
+
+def release_all(session: Session, agent_id: str, *, note: str) -> int:
+    """Give every job leased to ``agent_id`` back to the queue (the agent was revoked).
+
+    Like :func:`release`, the attempt does not count: the job was not at fault.
+
+    Returns:
+        How many jobs went back.
+    """
+    return _run(session, update(JobRow).where(JobRow.state == LEASED, JobRow.agent_id == agent_id).values(
+        state=QUEUED, lease_id=None, lease_expires_at=None, attempts=JobRow.attempts - 1, note=note,
+    ))
 
 
 def cancel(session: Session, job_id: str, *, reason: str, now: float) -> JobRow:

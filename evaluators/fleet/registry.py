@@ -40,6 +40,23 @@ def register(session: Session, info: dict[str, Any], *, now: float) -> AgentRow:
     return agent
 
 
+def update_device(session: Session, agent_id: str, info: dict[str, Any], *, now: float) -> AgentRow:
+    """Record what an enrolled agent says about its device on a restart; it is live again.
+
+    Its id, name and counters stay; everything it reports about the device is replaced (the
+    runtime may have been upgraded since it enrolled).
+
+    Raises:
+        AgentNotFound: When there is no such agent.
+    """
+    session.execute(update(AgentRow).where(AgentRow.id == agent_id).values(
+        device_tag=info["device_tag"], device=info["device"], machine=info["machine"], cores=info["cores"],
+        ram_mb=info["ram_mb"], runtime=info["runtime"], python=info["python"],
+        tags_json=json.dumps(list(info["tags"])), last_seen_at=now, stopped=False,
+    ))
+    return touch(session, agent_id, now=now)
+
+
 def touch(session: Session, agent_id: str, *, now: float) -> AgentRow:
     """Record that ``agent_id`` is alive; returns it.
 

@@ -6,7 +6,7 @@ Unknown fields are refused (``extra="forbid"``), so a typo in a client is a 422,
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -15,11 +15,13 @@ from evaluators.fleet.protocol import (
     DEVICE_TAG_PATTERN,
     JOB_ID_PATTERN,
     LEASE_ID_PATTERN,
+    MAX_INPUT_ELEMENTS,
+    MAX_LATENCY_MS,
+    MAX_RUNS,
+    MAX_TIMED_MS,
     SHA256_PATTERN,
+    effective_input_elements,
 )
-
-MAX_INPUT_ELEMENTS = 1 << 26
-"""Largest timed input (elements) a job may ask for: 256 MB of float32."""
 
 DeviceTag = Annotated[str, StringConstraints(pattern=DEVICE_TAG_PATTERN)]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
@@ -27,7 +29,7 @@ LeaseId = Annotated[str, StringConstraints(pattern=LEASE_ID_PATTERN)]
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Millis = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Millis = Annotated[float, Field(ge=0.0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -59,6 +61,16 @@ class AgentRegistered(BaseModel):
     max_wait_seconds: float
 
 
+class AgentEnrolled(AgentRegistered):
+    """The answer to an enrolment: also the agent's own credential, shown this once.
+
+    The coordinator keeps only its SHA-256; the agent sends it as ``Authorization: Bearer
+    <credential>`` from then on.
+    """
+
+    credential: str
+
+
 class AgentView(BaseModel):
     """An agent as listed by ``GET /v1/agents``."""
 
@@ -74,6 +86,8 @@ class AgentView(BaseModel):
     tags: list[str]
     live: bool
     stopped: bool
+    enrolled: bool
+    revoked: bool
     last_seen_seconds_ago: float
     jobs_done: int
     jobs_failed: int
@@ -113,10 +127,20 @@ class JobRequest(_Strict):
 
     @field_validator("input_shape")
     @classmethod
-    def _input_not_huge(cls, shape: list[int]) -> list[int]:
+    def _shape_not_huge(cls, shape: list[int]) -> list[int]:
         if math.prod(shape) > MAX_INPUT_ELEMENTS:
             raise ValueError(f"the input has more than {MAX_INPUT_ELEMENTS} elements")
         return shape
+
+    @model_validator(mode="after")
+    def _timed_input_not_huge(self) -> "JobRequest":
+        elements = effective_input_elements(self.input_shape, self.settings.batch)
+        if elements > MAX_INPUT_ELEMENTS:
+            raise ValueError(
+                f"the timed input (input_shape with batch {self.settings.batch}) has {elements} elements, "
+                f"over the cap of {MAX_INPUT_ELEMENTS}: lower settings.batch or the input size"
+            )
+        return self
 
 
 class JobView(BaseModel):
@@ -177,19 +201,47 @@ class LeaseExtended(BaseModel):
     lease_seconds: float
 
 
+_ROUNDING = 1e-9
+"""Relative slack for figures computed in floating point (the mean of equal times)."""
+
+
 class Measurement(_Strict):
-    """What the agent measured: statistics in milliseconds and what ran them."""
+    """What the agent measured: statistics in milliseconds and what ran them.
+
+    Invariants (a 422 otherwise): every figure is finite; ``0 < min <= median <= p90 <= max``
+    (``max`` when sent; older agents omit it), ``min <= mean``, every latency at most
+    ``MAX_LATENCY_MS``; ``1 <= n <= MAX_RUNS`` and ``n * min_ms <= MAX_TIMED_MS`` (the timed runs
+    fit in a week). ``source`` is ``emulated`` when the agent runs under an emulator.
+    """
 
     median_ms: Millis
     p90_ms: Millis
     mean_ms: Millis
     std_ms: Millis
     min_ms: Millis
-    n: int = Field(ge=1)
+    max_ms: Millis | None = None
+    n: int = Field(ge=1, le=MAX_RUNS)
     threads: int = Field(ge=1, le=256)
     device: ShortText
     runtime: Annotated[str, StringConstraints(max_length=128)]
-    peak_memory_mb: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    peak_memory_mb: float | None = Field(default=None, ge=0.0, le=float(1 << 30), allow_inf_nan=False)
+    source: Literal["measured", "emulated"] = "measured"
+
+    @model_validator(mode="after")
+    def _plausible(self) -> "Measurement":
+        ordered = [self.min_ms, self.median_ms, self.p90_ms] + ([self.max_ms] if self.max_ms is not None else [])
+        if not self.min_ms > 0:
+            raise ValueError("min_ms must be above 0: a model cannot run in no time")
+        if ordered != sorted(ordered):
+            raise ValueError("the figures must satisfy min_ms <= median_ms <= p90_ms <= max_ms")
+        slack = _ROUNDING * (self.max_ms if self.max_ms is not None else self.p90_ms)
+        if self.mean_ms < self.min_ms - slack or (self.max_ms is not None and self.mean_ms > self.max_ms + slack):
+            raise ValueError("mean_ms must lie between min_ms and max_ms")
+        if self.max_ms is not None and self.std_ms > self.max_ms - self.min_ms + slack:
+            raise ValueError("std_ms cannot exceed max_ms - min_ms")
+        if self.n * self.min_ms > MAX_TIMED_MS:
+            raise ValueError(f"n * min_ms is over {MAX_TIMED_MS:.0f} ms: the timed runs cannot have taken that long")
+        return self
 
 
 class ResultReport(LeaseRef):

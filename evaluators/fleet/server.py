@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,10 +15,13 @@ from fastapi import FastAPI
 
 from evaluators.errors import HwsearchError
 from evaluators.fleet.app import create_app
+from evaluators.fleet.connections import with_header_timeout
 from evaluators.fleet.settings import FleetSettings
 
 _GRACEFUL_SHUTDOWN_S = 3
 _START_TIMEOUT_S = 30.0
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest request head (request line + headers) a connection may send; beyond, 400 and close."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -63,30 +67,58 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def socket_url(sock: socket.socket, *, connectable: bool = False) -> str:
-    """``http://host:port`` of a bound socket.
+def socket_url(sock: socket.socket, *, connectable: bool = False, scheme: str = "http") -> str:
+    """``http(s)://host:port`` of a bound socket.
 
     Args:
         connectable: Name the loopback address instead of a wildcard one (``0.0.0.0``, ``::``),
             so this machine can connect to the URL.
+        scheme: ``https`` when the coordinator serves TLS.
     """
     host, port = sock.getsockname()[:2]
     if connectable:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def _server(app: FastAPI, log_level: str) -> uvicorn.Server:
+def check_tls(settings: FleetSettings) -> None:
+    """Load the TLS certificate and key once, so a bad pair is one clear error, not a traceback.
+
+    Raises:
+        HwsearchError: When they cannot be loaded or do not belong together.
+    """
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise HwsearchError(
+            f"cannot serve TLS with {settings.tls_cert} and {settings.tls_key}: {exc}",
+            "pass a PEM certificate (chain) with --tls-cert and its unencrypted PEM key with --tls-key",
+        ) from exc
+
+
+def _server(app: FastAPI, settings: FleetSettings, log_level: str) -> uvicorn.Server:
+    """uvicorn for ``app``: TLS when configured, connection limits always (see :mod:`connections`)."""
+    check_tls(settings)
     config = uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="off",
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S, log_config=None,
+        http=with_header_timeout(settings.header_timeout_seconds),
+        timeout_keep_alive=int(max(1, round(settings.keep_alive_seconds))),
+        limit_concurrency=settings.max_connections, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
     )
     return uvicorn.Server(config)
 
 
 def serve(app: FastAPI, sockets: list[socket.socket], *, log_level: str = "info") -> None:
-    """Serve ``app`` (from :func:`create_app`) on ``sockets`` until SIGINT/SIGTERM; blocks."""
-    _server(app, log_level).run(sockets=sockets)
+    """Serve ``app`` (from :func:`create_app`) on ``sockets`` until SIGINT/SIGTERM; blocks.
+
+    Raises:
+        HwsearchError: When the TLS certificate and key cannot be loaded.
+    """
+    _server(app, app.state.settings, log_level).run(sockets=sockets)
 
 
 @dataclass
@@ -94,8 +126,8 @@ class EmbeddedCoordinator:
     """A coordinator running in a daemon thread of this process (what the launcher embeds).
 
     Attributes:
-        url: Base URL for this machine (the remote backend), e.g. ``http://127.0.0.1:8765``;
-            loopback when listening on a wildcard address.
+        url: Base URL for this machine (the remote backend), e.g. ``http://127.0.0.1:8765``
+            (``https`` with TLS); loopback when listening on a wildcard address.
         listen_url: The address as bound, e.g. ``http://0.0.0.0:8765``; agents on other machines
             use this machine's LAN address with that port.
     """
@@ -135,8 +167,8 @@ def start_embedded(
         evaluators.errors.StorageError: When the database cannot be reached.
     """
     app = create_app(settings)
+    server = _server(app, settings, log_level)
     sock = bind(host, port)
-    server = _server(app, log_level)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="hwsearch-fleet", daemon=True
     )
@@ -151,7 +183,9 @@ def start_embedded(
                 "see the log above; check --fleet-listen and --storage",
             )
         time.sleep(0.01)
-    logging.getLogger(__name__).info("fleet coordinator listening on %s", socket_url(sock))
+    listen_url = socket_url(sock, scheme=settings.scheme)
+    logging.getLogger(__name__).info("fleet coordinator listening on %s", listen_url)
     return EmbeddedCoordinator(
-        url=socket_url(sock, connectable=True), listen_url=socket_url(sock), _server=server, _thread=thread
+        url=socket_url(sock, connectable=True, scheme=settings.scheme), listen_url=listen_url,
+        _server=server, _thread=thread,
     )

@@ -48,8 +48,29 @@ class AgentRow(Base):
         return list(json.loads(self.tags_json))
 
 
+class AgentCredentialRow(Base):
+    """The credential of an enrolled agent: only the SHA-256 of its secret is stored.
+
+    Invariants: one row per enrolled agent, written once at enrolment; ``revoked_at`` is set at
+    most once and never cleared, so a revoked agent stays locked out (it must enrol as a new
+    agent). Agents that registered with the shared token (legacy mode) have no row.
+    """
+
+    __tablename__ = "hwsearch_agent_credentials"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("hwsearch_agents.id"), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class ArtifactRow(Base):
-    """An uploaded ONNX file. Invariant: ``sha256`` is the digest of ``data``, checked on upload."""
+    """An uploaded ONNX file.
+
+    Invariant: ``sha256`` is the digest of the bytes, checked on upload. The bytes live in
+    :class:`ArtifactChunkRow` rows (``seq`` 0, 1, ...); ``data`` is empty for those and holds the
+    whole file only for artifacts stored before chunking existed.
+    """
 
     __tablename__ = "hwsearch_artifacts"
 
@@ -57,6 +78,16 @@ class ArtifactRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ArtifactChunkRow(Base):
+    """One piece of an artifact's bytes; concatenated by ``seq`` they hash to ``sha256``."""
+
+    __tablename__ = "hwsearch_artifact_chunks"
+
+    sha256: Mapped[str] = mapped_column(ForeignKey("hwsearch_artifacts.sha256"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobRow(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -12,8 +13,15 @@ from typing import Any, Callable, TypeVar
 
 from evaluators.contracts import LatencyResult, LatencySettings
 from evaluators.errors import LatencyError
-from evaluators.fleet.client import FleetAuthError, FleetClient, FleetError, FleetRejected, FleetUnavailable
-from evaluators.fleet.protocol import CANCELLED, DONE, FAILED, LEASED
+from evaluators.fleet.client import (
+    FleetAuthError,
+    FleetClient,
+    FleetError,
+    FleetRejected,
+    FleetTlsError,
+    FleetUnavailable,
+)
+from evaluators.fleet.protocol import CA_ENV, CANCELLED, DONE, FAILED, LEASED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,31 +34,39 @@ class RemoteLatencyBackend:
     """Sends artifacts to the fleet coordinator and waits for an agent of ``device_tag`` to measure.
 
     Invariants: a call returns a result measured by a real agent (``backend="remote"``, ``agent``
-    and ``device`` saying which one and what hardware) or raises ``LatencyError`` within about
+    and ``device`` saying which one and what hardware; ``source="emulated"`` when that agent runs
+    under an emulator, so its figure is never taken for the device's) or raises ``LatencyError`` within about
     ``timeout_s``; it never hangs. A job that times out is cancelled, so no agent measures it later.
     The coordinator stores each artifact once (uploads are skipped when its sha256 is known), and
     a job request retried after a lost response does not queue the job twice (client-chosen id).
 
     Args:
-        fleet_url: The coordinator's URL, e.g. ``http://127.0.0.1:8765``.
+        fleet_url: The coordinator's URL, e.g. ``https://10.0.0.2:8765``.
         token: The fleet token.
         device_tag: Which devices measure (``rpi4b``); agents with that tag share the queue.
         timeout_s: Longest wait for one measurement, queueing included.
         poll_s: First pause before retrying when the coordinator cannot be reached (it doubles up
             to 5 s); status checks themselves long-poll on the coordinator and need no pause.
+        ca: PEM bundle that verifies an ``https://`` coordinator (default: env
+            ``HWSEARCH_FLEET_CA``, else the system's CAs).
+
+    Raises:
+        ValueError: Non-positive times, a URL that is not http(s), or a CA file that cannot be used.
     """
 
     name = "remote"
 
     def __init__(
-        self, fleet_url: str, token: str, device_tag: str, timeout_s: float = 600.0, poll_s: float = 0.2
+        self, fleet_url: str, token: str, device_tag: str, timeout_s: float = 600.0, poll_s: float = 0.2,
+        ca: str | Path | None = None,
     ) -> None:
         if timeout_s <= 0 or poll_s <= 0:
             raise ValueError("timeout_s and poll_s must be positive")
         self.device_tag = device_tag
         self.timeout_s = timeout_s
         self.poll_s = poll_s
-        self._client = FleetClient(fleet_url, token)
+        self.ca = ca or os.environ.get(CA_ENV) or None
+        self._client = FleetClient(fleet_url, token, ca=self.ca)
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -132,6 +148,12 @@ class RemoteLatencyBackend:
                     f"{exc.detail} (measuring {artifact})",
                     "pass the coordinator's token (--fleet-token or HWSEARCH_FLEET_TOKEN)",
                 ) from exc
+            except FleetTlsError as exc:
+                raise LatencyError(
+                    f"{exc.detail} (measuring {artifact})",
+                    "pass --fleet-ca (or set HWSEARCH_FLEET_CA) with the PEM file of the CA that signed the "
+                    "coordinator's certificate",
+                ) from exc
             except FleetRejected as exc:
                 fix = "check the artifact and the settings"
                 if exc.status == 413:
@@ -161,7 +183,8 @@ class RemoteLatencyBackend:
         except FleetError:
             live, tags = [], "unknown"
         history = f"; last attempt: {job['note']}" if job.get("note") else ""
-        start = f"python -m evaluators.agent --fleet {self._client.url} --token ... --device {self.device_tag}"
+        ca = f" --ca {self.ca}" if self.ca else ""
+        start = f"python -m evaluators.agent --fleet {self._client.url}{ca} --token ... --device {self.device_tag}"
         return LatencyError(
             f"no live agent for device tag {self.device_tag!r} picked up the job for {artifact}: {reason} "
             f"(job {job['id']} cancelled; {len(live)} live agents with that tag; live tags: {tags}{history})",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from evaluators.fleet import queue, registry
-from evaluators.fleet.dependencies import ClockDep, SessionDep, SettingsDep
+from evaluators.fleet.auth import REQUESTER
+from evaluators.fleet.dependencies import ClockDep, SessionDep, SettingsDep, allow
 from evaluators.fleet.schemas import FleetStats
 
-router = APIRouter(tags=["stats"])
+router = APIRouter(tags=["stats"], dependencies=[Depends(allow(REQUESTER))])
 
 
 @router.get("/stats")

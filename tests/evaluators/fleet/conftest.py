@@ -21,10 +21,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from evaluators.fleet.client import FleetClient
+from tests.evaluators.fleet.certs import TlsFiles, make_tls_files
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "test-fleet-token-0123456789"
+ENROL_TOKEN = "test-enrolment-token-9876543210"
 INPUT_SHAPE = (1, 3, 8, 8)
 QUICK = {"threads": 1, "warmup": 1, "min_repeats": 3, "max_repeats": 3, "min_time_s": 0.0, "cores": None, "batch": 1}
 """Benchmark settings of a job that takes milliseconds."""
@@ -58,10 +60,16 @@ def _env(home: Path) -> dict[str, str]:
 
 
 class Coordinator:
-    """``python -m evaluators.fleet serve`` in a subprocess on 127.0.0.1."""
+    """``python -m evaluators.fleet serve`` in a subprocess on 127.0.0.1.
+
+    With ``tls`` it serves HTTPS with those files and agents must enrol (``ENROL_TOKEN``).
+    """
+
+    token = TOKEN
 
     def __init__(
-        self, workdir: Path, *, lease_seconds: float, max_attempts: int, extra: list[str], listen: list[str]
+        self, workdir: Path, *, lease_seconds: float, max_attempts: int, extra: list[str], listen: list[str],
+        tls: TlsFiles | None = None,
     ) -> None:
         self.workdir = workdir
         self.storage = f"sqlite:///{workdir / 'fleet.db'}"
@@ -69,6 +77,7 @@ class Coordinator:
         self.max_attempts = max_attempts
         self.extra = extra
         self.listen = listen
+        self.tls = tls
         self.urls: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -86,6 +95,8 @@ class Coordinator:
             "--lease-seconds", str(self.lease_seconds), "--max-attempts", str(self.max_attempts),
             "--max-wait-seconds", "2", *self.extra,
         ]
+        if self.tls is not None:
+            command += ["--enrol-token", ENROL_TOKEN, "--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         for address in self.listen:
             command += ["--listen", address]
         log = (self.workdir / f"coordinator-{self.starts}.log").open("wb")
@@ -94,7 +105,7 @@ class Coordinator:
         )
         line = self._read_banner(60.0)
         self.urls = line.split(" listening on ", 1)[1].split(" (storage", 1)[0].split(", ")
-        self.listen = [url.removeprefix("http://") for url in self.urls]
+        self.listen = [url.split("://", 1)[1] for url in self.urls]
         return self
 
     def _read_banner(self, timeout: float) -> str:
@@ -122,20 +133,36 @@ class Coordinator:
             self.process.kill()
             self.process.wait(30)
 
+    @property
+    def ca(self) -> Path | None:
+        """The CA file that verifies it (None without TLS)."""
+        return None if self.tls is None else self.tls.ca
+
     def client(self) -> FleetClient:
-        """A client of it (closed by the fixture)."""
-        return FleetClient(self.url, TOKEN)
+        """A client of it with the fleet token (the search side)."""
+        return FleetClient(self.url, TOKEN, ca=self.ca)
 
 
 class AgentProcess:
     """``python -m evaluators.agent`` in a subprocess."""
 
-    def __init__(self, command: list[str], workdir: Path, log_path: Path) -> None:
+    def __init__(self, command: list[str], workdir: Path, log_path: Path, token: str = TOKEN) -> None:
+        self.command = command
+        self.workdir = workdir
         self.log_path = log_path
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**_env(workdir), "HWSEARCH_FLEET_TOKEN": TOKEN},
-            stdout=subprocess.DEVNULL, stderr=log_path.open("wb"),
+        self.token = token
+        self.process = self._start()
+
+    def _start(self) -> "subprocess.Popen[bytes]":
+        return subprocess.Popen(
+            self.command, cwd=ROOT, env={**_env(self.workdir), "HWSEARCH_FLEET_TOKEN": self.token},
+            stdout=subprocess.DEVNULL, stderr=self.log_path.open("ab"),
         )
+
+    def restart(self) -> None:
+        """Start the same command again (after it exited), appending to the same log."""
+        assert self.process.poll() is not None, "the agent still runs"
+        self.process = self._start()
 
     def log(self) -> str:
         """Its log so far."""
@@ -144,7 +171,7 @@ class AgentProcess:
     def agent_id(self, timeout: float = 60.0) -> str:
         """The id it registered under (waits for the registration)."""
         def registered() -> str | None:
-            for line in self.log().splitlines():
+            for line in reversed(self.log().splitlines()):
                 if "registered as " in line:
                     return line.split("registered as ", 1)[1].split()[0]
             if self.process.poll() is not None:
@@ -169,6 +196,7 @@ class Fleet:
     """
 
     token = TOKEN
+    enrol_token = ENROL_TOKEN
     input_shape = INPUT_SHAPE
     quick = QUICK
     slow = staticmethod(slow_settings)
@@ -186,31 +214,46 @@ class Fleet:
         self._models += 1
         return make_onnx(self.workdir / f"model{self._models}.onnx", channels=channels, seed=self._models)
 
+    def tls_files(self) -> TlsFiles:
+        """A fresh throwaway CA and a certificate it signed for 127.0.0.1."""
+        return make_tls_files(self.workdir / f"tls{len(self.coordinators)}")
+
     def coordinator(
         self, *, lease_seconds: float = 30.0, max_attempts: int = 3, extra: list[str] | None = None,
-        listen: list[str] | None = None,
+        listen: list[str] | None = None, tls: bool = False,
     ) -> Coordinator:
-        """A started coordinator with its own SQLite database (on 127.0.0.1 unless ``listen``)."""
+        """A started coordinator with its own SQLite database (on 127.0.0.1 unless ``listen``).
+
+        With ``tls``: HTTPS with a throwaway CA, and agents enrol with ``enrol_token``.
+        """
+        files = self.tls_files() if tls else None
         folder = self.workdir / f"coordinator{len(self.coordinators)}"
         folder.mkdir()
         coordinator = Coordinator(
             folder, lease_seconds=lease_seconds, max_attempts=max_attempts, extra=extra or [],
-            listen=listen or ["127.0.0.1:0"],
+            listen=listen or ["127.0.0.1:0"], tls=files,
         )
         self.coordinators.append(coordinator)
         return coordinator.start()
 
-    def agent(self, url: str, device: str = "cpu-test", *extra: str, prefix: list[str] | None = None) -> AgentProcess:
-        """A started agent process for ``device`` (``prefix`` wraps the command, e.g. ip netns exec)."""
+    def agent(
+        self, url: str, device: str = "cpu-test", *extra: str, prefix: list[str] | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> AgentProcess:
+        """A started agent process for ``device`` (``prefix`` wraps the command, e.g. ip netns exec).
+
+        For a TLS ``coordinator`` it trusts that coordinator's CA and enrols with ``enrol_token``.
+        """
         number = len(self.agents)
         folder = self.workdir / f"agent{number}"
         folder.mkdir()
+        tls = coordinator is not None and coordinator.ca is not None
         command = [
             *(prefix or []), sys.executable, "-m", "evaluators.agent", "--fleet", url, "--device", device,
             "--name", f"test-agent-{number}", "--poll-seconds", "1", "--work-dir", str(folder),
-            "--drain-seconds", "20", *extra,
+            "--drain-seconds", "20", *(["--ca", str(coordinator.ca)] if tls and coordinator else []), *extra,
         ]
-        agent = AgentProcess(command, folder, folder / "agent.log")
+        agent = AgentProcess(command, folder, folder / "agent.log", ENROL_TOKEN if tls else TOKEN)
         self.agents.append(agent)
         return agent
 

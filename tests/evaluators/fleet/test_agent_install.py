@@ -37,6 +37,9 @@ def test_the_agent_cli_explains_bad_flags_in_one_line() -> None:
     assert cores.returncode == 2 and cores.stderr.strip().startswith("error: --cores '0-x'")
     url = _run("-m", "evaluators.agent", "--fleet", "127.0.0.1:9", "--device", "rpi4b", "--token", "t" * 20, env=env)
     assert url.returncode == 2 and "must start with http://" in url.stderr
+    ca = _run("-m", "evaluators.agent", "--fleet", "http://127.0.0.1:9", "--device", "rpi4b", "--token", "t" * 20,
+              "--ca", "/etc/hostname", env=env)
+    assert ca.returncode == 2 and "only used with an https:// fleet URL" in ca.stderr
 
 
 def test_the_coordinator_cli_explains_bad_settings_in_one_line(tmp_path: object) -> None:
@@ -50,3 +53,8 @@ def test_the_coordinator_cli_explains_bad_settings_in_one_line(tmp_path: object)
     database = _run("-m", "evaluators.fleet", "serve", "--storage", "postgresql+psycopg://u:p@127.0.0.1:9/x",
                     "--token", "t" * 20)
     assert database.returncode == 2 and "cannot use storage" in database.stderr
+    pem = Path(str(tmp_path)) / "not-a-cert.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n")
+    tls = _run("-m", "evaluators.fleet", "serve", "--storage", storage, "--token", "t" * 20, "--enrol-token", "e" * 20,
+               "--tls-cert", str(pem), "--tls-key", str(pem), "--listen", "127.0.0.1:0")
+    assert tls.returncode == 2 and f"cannot serve TLS with {pem}" in tls.stderr and "-- fix:" in tls.stderr

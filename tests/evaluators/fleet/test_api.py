@@ -11,11 +11,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from evaluators.fleet.admin import revoke_agent
 from evaluators.fleet.app import create_app
 from evaluators.fleet.dependencies import get_clock
 from evaluators.fleet.settings import FleetSettings
 
 TOKEN = "api-test-token-0123456789"
+ENROL = "api-enrol-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LEASE = 10.0
 MEASUREMENT = {
@@ -278,6 +280,81 @@ def test_a_retried_enqueue_with_the_same_id_queues_one_job(api: TestClient) -> N
     sha = _upload(api, b"\x08\x01onnx")
     body = {"id": "ab" * 16, "device_tag": "rpi4b", "artifact_sha256": sha, "input_shape": [1, 3, 8, 8]}
     first, retry = api.post("/v1/jobs", json=body), api.post("/v1/jobs", json=body)
-    assert first.status_code == retry.status_code == 201 and first.json() == retry.json()
+    assert (first.status_code, retry.status_code) == (201, 200) and first.json() == retry.json()
     assert api.get("/v1/stats").json()["jobs"] == {"queued": 1}
     assert api.post("/v1/jobs", json={**body, "id": "../x"}).json()["detail"][0]["loc"] == ["body", "id"]
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _enrol(client: TestClient, name: str) -> tuple[str, dict[str, str]]:
+    body = {"name": name, "device_tag": "rpi4b", "device": "Raspberry Pi 4", "cores": 4, "ram_mb": 4096,
+            "runtime": "onnxruntime 1.32.0"}
+    response = client.post("/v1/enrol", json=body, headers=_bearer(ENROL))
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["credential"].startswith(f"agent.{answer['agent_id']}.")
+    return str(answer["agent_id"]), _bearer(answer["credential"])
+
+
+def test_with_enrolment_each_credential_works_only_where_it_belongs(tmp_path: Path) -> None:
+    app = _app(tmp_path, enrol_token=ENROL)
+    with TestClient(app) as client:
+        pi, pi_auth = _enrol(client, "pi")
+        other, other_auth = _enrol(client, "other")
+        sha = _upload_with(client, b"\x08\x01onnx", AUTH)
+        job = client.post("/v1/jobs", json={"device_tag": "rpi4b", "artifact_sha256": sha, "input_shape": [1, 3, 8, 8]},
+                          headers=AUTH).json()["id"]
+        assert client.post("/v1/jobs", json={}, headers=_bearer(ENROL)).status_code == 403
+        assert client.get("/v1/stats", headers=_bearer(ENROL)).status_code == 403
+        assert client.get(f"/v1/artifacts/{sha}", headers=_bearer(ENROL)).status_code == 403
+        assert client.get("/v1/stats", headers=pi_auth).status_code == 403
+        assert client.post(f"/v1/agents/{pi}/claim", json={"wait_s": 0}, headers=AUTH).status_code == 403
+        assert client.post("/v1/enrol", json={}, headers=AUTH).status_code == 403
+        assert client.post(f"/v1/agents/{other}/claim", json={"wait_s": 0}, headers=pi_auth).status_code == 403
+        claimed = client.post(f"/v1/agents/{pi}/claim", json={"wait_s": 0}, headers=pi_auth).json()
+        lease = {"agent_id": pi, "lease_id": claimed["lease_id"]}
+        assert client.get(f"/v1/artifacts/{sha}", headers=pi_auth).content == b"\x08\x01onnx"
+        spoofed = {"agent_id": pi, "lease_id": claimed["lease_id"], "measurement": MEASUREMENT}
+        assert client.post(f"/v1/jobs/{job}/result", json=spoofed, headers=other_auth).status_code == 403
+        again = client.post("/v1/agents", json={"name": "pi", "device_tag": "rpi4b", "device": "Raspberry Pi 4",
+                                                "cores": 4, "ram_mb": 4096, "runtime": "onnxruntime 1.33"},
+                            headers=pi_auth)
+        assert again.status_code == 200 and again.json()["agent_id"] == pi
+        assert client.post(f"/v1/jobs/{job}/heartbeat", json=lease, headers=pi_auth).status_code == 200
+        print(revoke_agent(str(app.state.settings.storage), pi))
+        refused = client.post(f"/v1/jobs/{job}/heartbeat", json=lease, headers=pi_auth)
+        assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+        wrong = client.post(f"/v1/jobs/{job}/heartbeat", json=lease, headers=_bearer(f"agent.{pi}.{'x' * 43}"))
+        assert wrong.status_code == 401 and "revoked" not in wrong.json()["detail"]
+        view = client.get(f"/v1/jobs/{job}", headers=AUTH).json()
+        assert view["state"] == "queued" and view["attempts"] == 0 and "revoked" in view["note"]
+        agents = {a["id"]: a for a in client.get("/v1/agents", headers=AUTH).json()}
+        assert (agents[pi]["revoked"], agents[pi]["live"], agents[other]["revoked"]) == (True, False, False)
+        assert agents[other]["enrolled"]
+        assert client.post(f"/v1/agents/{other}/claim", json={"wait_s": 0}, headers=other_auth).json()["id"] == job
+
+
+def test_legacy_mode_has_no_enrolment_and_tls_needs_it(tmp_path: Path) -> None:
+    with TestClient(_app(tmp_path), headers=AUTH) as legacy:
+        response = legacy.post("/v1/enrol", json={"name": "pi", "device_tag": "rpi4b", "device": "pi", "cores": 1,
+                                                  "ram_mb": 1, "runtime": "ort"})
+        assert response.status_code == 409 and "legacy shared-token mode" in response.json()["detail"]
+    pem = tmp_path / "cert.pem"
+    pem.write_text("not a certificate")
+    for overrides, message in (
+        ({"enrol_token": TOKEN}, "must differ"),
+        ({"tls_cert": pem, "tls_key": pem}, "TLS needs an enrolment token"),
+        ({"tls_cert": pem, "enrol_token": ENROL}, "both a certificate and its key"),
+        ({"tls_cert": tmp_path / "absent.pem", "tls_key": pem, "enrol_token": ENROL}, "cannot read TLS file"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            _app(tmp_path, **overrides)
+
+
+def _upload_with(client: TestClient, data: bytes, headers: dict[str, str]) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    assert client.put(f"/v1/artifacts/{sha}", content=data, headers=headers).status_code in (200, 201)
+    return sha

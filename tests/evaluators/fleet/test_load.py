@@ -1,4 +1,5 @@
-"""Load: 4 agent processes x 200 jobs each through one coordinator; none lost, none duplicated."""
+"""Load: 4 agent processes x 200 jobs each through one coordinator over HTTPS, the agents enrolled
+with their own credentials; none lost, none duplicated."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ AGENTS = 4
 JOBS_PER_AGENT = 200
 
 
-def test_four_agents_and_800_jobs_lose_and_duplicate_nothing(fleet: Any) -> None:
-    coordinator = fleet.coordinator()
-    agents = [fleet.agent(coordinator.url) for _ in range(AGENTS)]
+def test_four_agents_and_800_jobs_over_tls_lose_and_duplicate_nothing(fleet: Any) -> None:
+    coordinator = fleet.coordinator(tls=True)
+    agents = [fleet.agent(coordinator.url, coordinator=coordinator) for _ in range(AGENTS)]
     ids = [agent.agent_id() for agent in agents]
     client = fleet.client(coordinator)
     data = fleet.model().read_bytes()

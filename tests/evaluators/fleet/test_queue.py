@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlalchemy import Engine, delete
 
 from evaluators.db import make_engine, session_scope
 from evaluators.fleet import queue, store
-from evaluators.fleet.tables import AgentRow, ArtifactRow, JobRow
+from evaluators.fleet.tables import AgentRow, ArtifactChunkRow, ArtifactRow, JobRow
 
 SHA = "a" * 64
 
@@ -21,9 +22,10 @@ def _fresh(engine: Engine, jobs: int) -> list[str]:
     with session_scope(engine) as session:
         session.execute(delete(JobRow))
         session.execute(delete(AgentRow))
+        session.execute(delete(ArtifactChunkRow))
         session.execute(delete(ArtifactRow))
     with session_scope(engine) as session:
-        store.put(session, SHA, b"\x08\x01onnx", now=time.time())
+        store.put(session, SHA, io.BytesIO(b"\x08\x01onnx"), 6, now=time.time())
     with session_scope(engine) as session:
         return [
             queue.enqueue(session, device_tag="rpi4b", artifact_sha256=SHA, input_shape=[1, 3, 8, 8],
