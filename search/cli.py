@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fleet-listen", metavar="HOST:PORT",
                    help="start an embedded fleet coordinator on HOST:PORT (--latency remote)")
     p.add_argument("--fleet-token", help="fleet token; also env HWSEARCH_FLEET_TOKEN")
+    p.add_argument("--fleet-ca", metavar="PATH",
+                   help="PEM file of the CA that signed an https:// fleet coordinator's certificate (also env "
+                   "HWSEARCH_FLEET_CA; default: the system's CAs)")
     p.add_argument("--fleet-timeout", type=float, default=600.0,
                    help="seconds to wait for an agent's measurement before failing the trial (default 600)")
     p.add_argument("--no-progress", action="store_true",

@@ -32,7 +32,7 @@ def remote_backend(args: Any, storage_url: str, cleanups: list[Callable[[], None
     Raises:
         HwsearchError: Missing token or device tag, both or neither of ``--fleet``/``--fleet-listen``.
     """
-    from evaluators.latency.remote import RemoteLatencyBackend
+    from evaluators.latency import RemoteOptions, make_latency_backend
 
     token = args.fleet_token or os.environ.get(ENV_TOKEN)
     if not token:
@@ -68,7 +68,8 @@ def remote_backend(args: Any, storage_url: str, cleanups: list[Callable[[], None
         print(f"fleet coordinator listening on {coordinator.listen_url}; start agents with: "
               f"python -m evaluators.agent --fleet {agent_url}{trust} --token {secret} --device {args.device}")
     try:
-        backend = RemoteLatencyBackend(url, token, args.device, timeout_s=args.fleet_timeout, ca=ca)
+        backend = make_latency_backend("remote", RemoteOptions(fleet_url=url, token=token, device_tag=args.device,
+                                                               timeout_s=args.fleet_timeout, ca=ca))
     except ValueError as exc:
         raise HwsearchError(f"cannot use the fleet at {url}: {exc}",
                             "pass --fleet-ca with the PEM file of the CA that signed the coordinator's certificate, "

@@ -27,7 +27,7 @@ import onnxruntime  # noqa: F401
 from evaluators.agent import model_guard
 from evaluators.agent.failures import error_class, local_text
 from evaluators.contracts import LatencySettings
-from evaluators.fleet.protocol import MAX_INPUT_ELEMENTS, MEASUREMENT_KEYS, effective_input_elements
+from evaluators.fleet.protocol import ROUND_KEYS, MAX_INPUT_ELEMENTS, MEASUREMENT_KEYS, effective_input_elements
 from evaluators.latency.benchmark import pin_to_cores, run_benchmark
 
 
@@ -63,9 +63,11 @@ def _figures(times: Any, settings: LatencySettings) -> dict[str, Any]:
     stats = dict(times.stats())
     if "max_ms" not in stats:
         stats["max_ms"] = max(times.times_ms)
+    rounds = times.round_stats()
     return {
         **{key: stats[key] for key in MEASUREMENT_KEYS}, "threads": settings.threads,
         "runtime": times.runtime, "peak_memory_mb": times.peak_memory_mb,
+        **{key: list(rounds[key]) if isinstance(rounds[key], tuple) else rounds[key] for key in ROUND_KEYS},
     }
 
 

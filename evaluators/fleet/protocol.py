@@ -39,6 +39,9 @@ MAX_RUNS = 10_000_000
 MEASUREMENT_KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "n")
 """Benchmark statistics an agent reports (``threads``, ``runtime``, ``device`` ... come beside)."""
 
+ROUND_KEYS = ("rounds", "round_medians_ms", "ci_low_ms", "ci_high_ms")
+"""How the agent's rounds went: their count and medians, the 95 % CI of the median."""
+
 MIN_TOKEN_LENGTH = 16
 """Shortest token the coordinator accepts."""
 

@@ -103,11 +103,17 @@ class BenchmarkSettings(_Strict):
     min_time_s: float = Field(default=0.5, ge=0.0, le=3600.0, allow_inf_nan=False)
     cores: list[Annotated[int, Field(ge=0, le=4095)]] | None = Field(default=None, max_length=4096)
     batch: int = Field(default=1, ge=1, le=4096)
+    min_rounds: int = Field(default=1, ge=1, le=1000)
+    max_rounds: int = Field(default=1, ge=1, le=1000)
+    target_ci: float = Field(default=0.05, ge=0.0, le=1.0, allow_inf_nan=False)
+    max_time_s: float = Field(default=8.0, ge=0.0, le=3600.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _repeats_ordered(self) -> "BenchmarkSettings":
         if self.max_repeats < self.min_repeats:
             raise ValueError("max_repeats must be >= min_repeats")
+        if self.max_rounds < self.min_rounds:
+            raise ValueError("max_rounds must be >= min_rounds")
         return self
 
 
@@ -226,6 +232,20 @@ class Measurement(_Strict):
     runtime: Annotated[str, StringConstraints(max_length=128)]
     peak_memory_mb: float | None = Field(default=None, ge=0.0, le=float(1 << 30), allow_inf_nan=False)
     source: Literal["measured", "emulated"] = "measured"
+    rounds: int = Field(default=1, ge=1, le=1000)
+    round_medians_ms: list[Millis] | None = Field(default=None, max_length=1000)
+    ci_low_ms: Millis | None = None
+    ci_high_ms: Millis | None = None
+
+    @model_validator(mode="after")
+    def _rounds_consistent(self) -> "Measurement":
+        if self.round_medians_ms is not None and len(self.round_medians_ms) != self.rounds:
+            raise ValueError("round_medians_ms must hold one median per round")
+        if (self.ci_low_ms is None) != (self.ci_high_ms is None):
+            raise ValueError("ci_low_ms and ci_high_ms come together")
+        if self.ci_low_ms is not None and self.ci_high_ms is not None and self.ci_low_ms > self.ci_high_ms:
+            raise ValueError("ci_low_ms must be <= ci_high_ms")
+        return self
 
     @model_validator(mode="after")
     def _plausible(self) -> "Measurement":

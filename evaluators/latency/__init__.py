@@ -94,6 +94,7 @@ class RemoteOptions:
     token: str = dataclasses.field(repr=False)
     device_tag: str
     timeout_s: float = 600.0
+    ca: str | None = None
 
 
 @register_latency_backend("remote", options=RemoteOptions,

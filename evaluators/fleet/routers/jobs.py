@@ -197,7 +197,8 @@ def post_result(
         median_ms=m.median_ms, p90_ms=m.p90_ms, mean_ms=m.mean_ms, std_ms=m.std_ms, min_ms=m.min_ms,
         n=m.n, device=m.device, device_tag=job.device_tag, threads=m.threads, backend="remote",
         runtime=m.runtime, agent=agent.id, peak_memory_mb=m.peak_memory_mb,
-        source="emulated" if emulated else "measured",
+        source="emulated" if emulated else "measured", rounds=m.rounds,
+        round_medians_ms=tuple(m.round_medians_ms or (m.median_ms,)), ci_low_ms=m.ci_low_ms, ci_high_ms=m.ci_high_ms,
     )
     done = queue.complete(
         session, job_id, agent_id=body.agent_id, lease_id=body.lease_id, result=result.to_dict(), now=now
