@@ -175,7 +175,7 @@ def pipeline_context(dataset: Any, work: Path, *, latency_threads: int = 1) -> A
     return build_context(dataset=dataset, task=task, backend=make_latency_backend("local"),
                          settings=LatencySettings(threads=latency_threads, batch=1),
                          engine=make_engine(f"sqlite:///{work / 'latency.db'}"), study_dir=work, device="cpu",
-                         seed=0, teacher_epochs=0)
+                         seed=0)
 
 
 def open_study(run_dir: Path, name: str) -> Any:

@@ -167,12 +167,12 @@ class Driver:
             if self.on_tick is not None:
                 self.on_tick(self)
             if not self.slots.running() and not self.pending:
-                if starting == "wait":
+                if self.waiting and starting != "go":
+                    self._decide_waiting(final=True)
+                elif starting == "wait":
                     self.stop.wait(WAIT_FOR_OTHERS_S)
                 elif not starting:
-                    if not self.waiting:
-                        return
-                    self._decide_waiting(final=True)
+                    return
 
     def _can_start(self) -> bool:
         return (not self.study._stop_flag and not self.claims.reached()  # noqa: SLF001
@@ -263,7 +263,11 @@ class Driver:
             self._tell(trial, None, pruned=True)
 
     def _decide_waiting(self, *, final: bool, rung: int | None = None) -> None:
-        """Decide the parked trials (of ``rung``, or all) now that more candidates finished their rung."""
+        """Decide the parked trials (of ``rung``, or all) now that more candidates finished their rung.
+
+        ``final`` when no more candidates will come from this launcher (the budget or the cap is
+        spent; the parked trials themselves hold places of the cap): decide with what there is.
+        """
         for number, (job, record, macs) in sorted(self.waiting.items()):
             if rung is None or job.rung.rung == rung:
                 del self.waiting[number]

@@ -17,11 +17,12 @@ CHEAP = ("--override", "backbone=mobilenetv3_small", "--override", "width=0.35",
 SCREENED_OUT = (*CHEAP[:-3], "--latency-budget", "0.0001", "--no-progress")
 
 
-def cheap_with_epochs(epochs: int | None) -> tuple[str, ...]:
+def cheap_with_epochs(epochs: int | None, free: tuple[str, ...] = ()) -> tuple[str, ...]:
     """CHEAP with every candidate trained ``epochs`` epochs in one rung, or (``None``) in the rungs
-    the command asks for."""
+    the command asks for; the candidate fields named in ``free`` are left to the sampler."""
     pairs = [CHEAP[i:i + 2] for i in range(0, len(CHEAP) - 1, 2)]
-    kept = tuple(a for pair in pairs if pair != ("--override", "epochs=1") for a in pair)
+    dropped = {("--override", "epochs=1")} | {pair for pair in pairs if pair[1].split("=")[0] in free}
+    kept = tuple(a for pair in pairs if pair not in dropped for a in pair)
     return (*kept, *(("--override", f"epochs={epochs}") if epochs else ()), "--no-progress")
 """Like CHEAP, but every candidate is over the latency budget: COMPLETE after screening, untrained."""
 

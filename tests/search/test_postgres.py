@@ -44,7 +44,7 @@ def test_launcher_with_two_jobs_on_postgres_keeps_study_and_fleet_tables_there(
 
     again = cli("search.launch", *args, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "2 finished trial(s), target 2" in again.stdout
+    assert "2 candidate(s) evaluated" in again.stdout and "cap 2" in again.stdout
     assert len(optuna.load_study(study_name="pg-single", storage=pg_url).trials) == 2
 
 

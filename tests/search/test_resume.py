@@ -29,8 +29,8 @@ def _trials(url: str) -> list[Any]:
 
 
 def _ladder_args(data: Path) -> tuple[str, ...]:
-    """CHEAP candidates in rungs of 1, 2 and 20 epochs, eta 2."""
-    overrides = cheap_with_epochs(None)
+    """CHEAP candidates of every width (so their figures differ) in rungs of 1, 2 and 20 epochs, eta 2."""
+    overrides = cheap_with_epochs(None, free=("width",))
     return ("--data", str(data), "--rungs", "1,2,20", "--eta", "2", "--trials", "8", "--timeout", "900",
             "--latency", "fake", "--out", "runs", *overrides)
 
