@@ -348,20 +348,15 @@ def _restore(checkpoint: Checkpoint, candidate: Candidate, ctx: TrialContext) ->
 
 def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung: int, epochs: int,
                      pruned: bool, fairness: dict[str, Any] | None = None) -> Checkpoint:
-    import os
-    import tempfile
-
     import torch
 
+    from evaluators.files import atomic_write
     from evaluators.hashing import sha256_file
 
     state = {"format": CHECKPOINT_FORMAT, "rung": rung, "epochs": epochs, "pruned": pruned,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss": loss_state,
              "fairness": fairness or {}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        torch.save(state, handle)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: torch.save(state, handle))
     return Checkpoint(str(path), sha256_file(path), rung, epochs, pruned)
 
 

@@ -23,12 +23,8 @@ simply retrained.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
@@ -38,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluators.files import atomic_write, exclusive_lock
 from evaluators.hashing import sha256_file
 from evaluators.training import Batch, BatchSource, FeaturesAndLogits, StepContext, resize_to, train
 from spaces.candidate import LossMix
@@ -157,7 +154,7 @@ def get_or_train_teacher(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     weights_path, json_path, lock_path = teacher_paths(cache_dir, description)
-    with _exclusive_lock(lock_path):
+    with exclusive_lock(lock_path):
         if not _load_cached(model, weights_path, json_path, description):
             with torch.random.fork_rng(devices=[]):
                 model = _fresh(backbone_builder, num_classes, seed)
@@ -177,16 +174,6 @@ def _fresh(builder: BackboneBuilder, num_classes: int, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return builder(num_classes)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _load_cached(model: nn.Module, weights_path: Path, json_path: Path, description: dict[str, Any]) -> bool:
@@ -223,7 +210,7 @@ def _save(
     seconds: float,
 ) -> None:
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    _atomic_write(weights_path, lambda handle: torch.save(state, handle))
+    atomic_write(weights_path, lambda handle: torch.save(state, handle))
     record = {
         "format": CACHE_FORMAT,
         "description": description,
@@ -231,21 +218,7 @@ def _save(
         "history": history,
         "seconds": seconds,
     }
-    _atomic_write(json_path, lambda handle: handle.write(json.dumps(record, indent=2, sort_keys=True).encode()))
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    atomic_write(json_path, lambda handle: handle.write(json.dumps(record, indent=2, sort_keys=True).encode()))
 
 
 class _ResizedEpoch:

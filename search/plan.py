@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from search.promotion import expected_promotions
 

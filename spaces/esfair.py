@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from spaces.candidate import FAIRNESS_METHODS, QUANT_SCHEMES, Candidate, LossMix
-from spaces.registry import SampleContext, TrialLike, register_space
+from spaces.registry import SampleContext, TrialLike, register_space, sample_architecture
 from spaces.scores import esfair_score
 from spaces.task import Detail, Objective, Task
 
@@ -76,11 +76,7 @@ def esfair_baselines() -> dict[str, Candidate]:
 
 @register_space("esfair", task=ESFAIR_TASK, baselines=esfair_baselines)
 def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
-    """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation.
-
-    ``warm_start`` is sampled only for a backbone and width that have pretrained weights in this
-    run (``--pretrained``), so a search without weights has exactly the dimensions it can use.
-    """
+    """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation."""
     loss = LossMix(
         ce=1.0,
         arcface=trial.suggest_categorical("loss_arcface", [0.0, 0.5, 1.0]),
@@ -88,9 +84,7 @@ def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
         kd=trial.suggest_categorical("loss_kd", [0.0, 0.5, 1.0]),
         label_smoothing=trial.suggest_categorical("loss_label_smoothing", [0.0, 0.1]),
     )
-    backbone = trial.suggest_categorical("backbone", list(BACKBONES))
-    width = trial.suggest_categorical("width", list(WIDTHS))
-    warm = context.has_weights(backbone, width) and trial.suggest_categorical("warm_start", [False, True])
+    backbone, width, warm = sample_architecture(trial, context, BACKBONES, WIDTHS)
     return Candidate(
         backbone=backbone,
         width=width,
@@ -102,5 +96,5 @@ def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
         quant=trial.suggest_categorical("quant", list(QUANT_SCHEMES)),
         lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
         ema=trial.suggest_categorical("ema", [False, True]),
-        warm_start=bool(warm),
+        warm_start=warm,
     )

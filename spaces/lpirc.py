@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from spaces.candidate import Candidate, LossMix
-from spaces.registry import SampleContext, TrialLike, register_space
+from spaces.registry import SampleContext, TrialLike, register_space, sample_architecture
 from spaces.scores import lpirc_score, mnasnet_reward
 from spaces.task import Objective, Task
 
@@ -59,9 +59,7 @@ def lpirc_baselines() -> dict[str, Candidate]:
 @register_space("lpirc", task=LPIRC_TASK, baselines=lpirc_baselines)
 def lpirc_space(trial: TrialLike, context: SampleContext) -> Candidate:
     """Define-by-run lpirc space: architecture, input size, compression and the training recipe."""
-    backbone = trial.suggest_categorical("backbone", list(BACKBONES))
-    width = trial.suggest_categorical("width", list(WIDTHS))
-    warm = context.has_weights(backbone, width) and trial.suggest_categorical("warm_start", [False, True])
+    backbone, width, warm = sample_architecture(trial, context, BACKBONES, WIDTHS)
     return Candidate(
         backbone=backbone,
         width=width,
@@ -72,5 +70,5 @@ def lpirc_space(trial: TrialLike, context: SampleContext) -> Candidate:
         quant=trial.suggest_categorical("quant", list(QUANTS)),
         lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
         ema=trial.suggest_categorical("ema", [False, True]),
-        warm_start=bool(warm),
+        warm_start=warm,
     )

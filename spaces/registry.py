@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from spaces.candidate import Candidate
 from spaces.registries import Registry, UnknownNameError
@@ -38,6 +38,19 @@ class SampleContext:
     def has_weights(self, backbone: str, width: float) -> bool:
         """True when pretrained weights exist for ``backbone`` at ``width``."""
         return (backbone, float(width)) in self.warm_starts
+
+
+def sample_architecture(trial: TrialLike, context: SampleContext, backbones: Sequence[str],
+                        widths: Sequence[float]) -> tuple[str, float, bool]:
+    """``(backbone, width, warm_start)``: the architecture dimensions every built-in space shares.
+
+    ``warm_start`` is a dimension only for a backbone and width the run has pretrained weights for
+    (``--pretrained``), so a search without weights has exactly the dimensions it can use.
+    """
+    backbone = trial.suggest_categorical("backbone", list(backbones))
+    width = trial.suggest_categorical("width", list(widths))
+    warm = context.has_weights(backbone, width) and bool(trial.suggest_categorical("warm_start", [False, True]))
+    return backbone, width, warm
 
 
 SpaceFn = Callable[..., Candidate]

@@ -10,21 +10,19 @@ per batch (:func:`evaluators.data.preprocess.normalise`), so no epoch decodes a 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from evaluators.data.preprocess import normalise, resize_rgb
 from evaluators.data.sources import SPLITS
+from evaluators.files import atomic_write, exclusive_lock
 
 UNGROUPED = "all"
 """The single group name of data without groups."""
@@ -120,12 +118,12 @@ class Split:
         if target is None:
             return self._decode(resolution)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(target.with_suffix(".lock")):
+        with exclusive_lock(target.with_suffix(".lock")):
             loaded = _load_cache(target, len(self), resolution)
             if loaded is not None:
                 return loaded
             pixels = self._decode(resolution)
-            _atomic_save(target, pixels)
+            atomic_write(target, lambda handle: np.save(handle, pixels))
         return np.load(target, mmap_mode="r")
 
     def _decode(self, resolution: int) -> np.ndarray:
@@ -162,28 +160,6 @@ def _load_cache(path: Path, count: int, resolution: int) -> np.ndarray | None:
     if cached.shape != (count, resolution, resolution, 3) or cached.dtype != np.uint8:
         return None
     return cached
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class ImageDataset:

@@ -53,6 +53,21 @@ def _validated_counts(counts: Mapping[str, int] | None, default: Mapping[str, in
     return {split: int(counts[split]) for split in SPLITS}
 
 
+def _prepared(root: Path, counts: Mapping[str, int] | None, default: Mapping[str, int], size: int) -> dict[str, int]:
+    """The counts per split, after checking ``size`` and that ``root`` is new or empty.
+
+    Raises:
+        DataError: ``root`` exists and is not an empty folder.
+        ValueError: A bad ``counts`` or ``size``.
+    """
+    per_split = _validated_counts(counts, default)
+    if size < 8:
+        raise ValueError(f"size must be at least 8 px, got {size}")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DataError(f"{root} is not an empty folder", "generate into a new or empty folder")
+    return per_split
+
+
 def _shares_to_counts(total: int) -> dict[str, int]:
     """Split ``total`` images over the groups by :data:`GROUP_SHARES` (largest remainder)."""
     exact = {g: total * GROUP_SHARES[g] for g in GROUPS}
@@ -99,11 +114,7 @@ def generate_esfair(
         ValueError: For a bad ``counts`` or ``size``.
     """
     root = Path(root)
-    per_split = _validated_counts(counts)
-    if size < 8:
-        raise ValueError(f"size must be at least 8 px, got {size}")
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise DataError(f"{root} is not an empty folder", "generate into a new or empty folder")
+    per_split = _prepared(root, counts, DEFAULT_COUNTS, size)
     for split_index, split in enumerate(SPLITS):
         for group in GROUPS:
             for lesion_class in CLASSES:
@@ -126,11 +137,7 @@ def generate_lpirc(
     :data:`LPIRC_COUNTS`.
     """
     root = Path(root)
-    per_split = _validated_counts(counts, LPIRC_COUNTS)
-    if size < 8:
-        raise ValueError(f"size must be at least 8 px, got {size}")
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise DataError(f"{root} is not an empty folder", "generate into a new or empty folder")
+    per_split = _prepared(root, counts, LPIRC_COUNTS, size)
     for split_index, split in enumerate(SPLITS):
         for lesion_class in CLASSES:
             (root / split / lesion_class).mkdir(parents=True, exist_ok=True)

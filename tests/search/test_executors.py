@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from evaluators.contracts import LatencySettings
 from evaluators.errors import HwsearchError
 from search import attrs
-from search.executors.budget import StudyLock, TrialBudget
+from search.executors.budget import StudyLock
 from search.executors.ray_executor import make_worker_config
 from search.executors.ray_session import RayOptions, probe_address, trial_slots
 from search.storage import open_storage
