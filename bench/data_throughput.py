@@ -14,6 +14,8 @@ Data: the embedded default (1200/400/400 images at 224 px), generated once under
   (width 1.0) and resolution, 3 epochs with torch's threads set as the launcher sets them
   (``--jobs 1``: all CPUs). Cold = the first epoch (decoding the split included, and the loop's
   set-up); warm = the median of the next two (pixels in memory). images/s = training images / epoch seconds.
+  Each configuration runs twice, back to back: in the contiguous memory format and in channels-last
+  (what ``train`` uses by default); the table gives the warm speed-up of channels-last.
 
 ``--quick``: 48/24/24 images at 64 px, one backbone. Writes ``<out>/data_throughput[_quick].{md,json}``.
 """
@@ -65,7 +67,7 @@ def decode_costs(dataset: Any, resolutions: Sequence[int], work: Path) -> list[d
     return rows
 
 
-def epoch_seconds(backbone: str, resolution: int, dataset: Any, work: Path) -> list[float]:
+def epoch_seconds(backbone: str, resolution: int, dataset: Any, work: Path, channels_last: bool) -> list[float]:
     """Seconds of each of :data:`EPOCHS` epochs of the search's training loop from a cold pixel cache."""
     import torch
 
@@ -82,7 +84,7 @@ def epoch_seconds(backbone: str, resolution: int, dataset: Any, work: Path) -> l
     marks = [time.perf_counter()]
     train(model, lambda epoch: iterate_batches(split, resolution, BATCH, shuffle=True, augment=True, seed=epoch),
           loss_mix=LossMix(), epochs=EPOCHS, lr=3e-3, steps_per_epoch=-(-len(split) // BATCH), seed=0,
-          progress=lambda epoch, parts: marks.append(time.perf_counter()))
+          progress=lambda epoch, parts: marks.append(time.perf_counter()), channels_last=channels_last)
     return [b - a for a, b in zip(marks, marks[1:])]
 
 
@@ -92,12 +94,16 @@ def loop_rows(dataset: Any, backbones: Sequence[str], resolutions: Sequence[int]
     rows = []
     for backbone in backbones:
         for resolution in resolutions:
-            seconds = epoch_seconds(backbone, resolution, dataset, work)
-            warm = statistics.median(seconds[1:])
-            rows.append({"backbone": backbone, "resolution": resolution, "images": images, "epoch_s": seconds,
-                         "cold_images_per_s": images / seconds[0], "warm_images_per_s": images / warm})
-            print(f"  train {backbone} @{resolution}: epochs {', '.join(f'{s:.1f}' for s in seconds)} s -> cold "
-                  f"{images / seconds[0]:.0f}, warm {images / warm:.0f} images/s", flush=True)
+            for channels_last in (False, True):
+                seconds = epoch_seconds(backbone, resolution, dataset, work, channels_last)
+                warm = statistics.median(seconds[1:])
+                layout = "channels_last" if channels_last else "contiguous"
+                rows.append({"backbone": backbone, "resolution": resolution, "layout": layout, "images": images,
+                             "epoch_s": seconds, "cold_images_per_s": images / seconds[0],
+                             "warm_images_per_s": images / warm})
+                print(f"  train {backbone} @{resolution} {layout}: epochs {', '.join(f'{s:.1f}' for s in seconds)} s "
+                      f"-> cold {images / seconds[0]:.0f}, warm {images / warm:.0f} images/s", flush=True)
+            rows[-1]["speedup"] = rows[-1]["warm_images_per_s"] / rows[-2]["warm_images_per_s"]
     return rows
 
 
@@ -108,10 +114,12 @@ def report(decode: Sequence[dict[str, Any]], loop: Sequence[dict[str, Any]], thr
         [[r["split"], r["resolution"], r["images"], f"{r['decode_s']:.2f}", f"{r['images_per_s']:.0f}",
           f"{r['cache_mb']:.1f}", f"{r['mapped_s'] * 1e3:.0f}"] for r in decode])
     loop_table = format_table(
-        ["backbone", "px", "train images", "epoch s (1st, 2nd, 3rd)", "cold images/s", "warm images/s", "warm / cold"],
-        [[r["backbone"], r["resolution"], r["images"], ", ".join(f"{s:.1f}" for s in r["epoch_s"]),
+        ["backbone", "px", "layout", "train images", "epoch s (1st, 2nd, 3rd)", "cold images/s", "warm images/s",
+         "warm / cold", "channels_last speed-up (warm)"],
+        [[r["backbone"], r["resolution"], r["layout"], r["images"], ", ".join(f"{s:.1f}" for s in r["epoch_s"]),
           f"{r['cold_images_per_s']:.0f}", f"{r['warm_images_per_s']:.0f}",
-          f"{r['warm_images_per_s'] / r['cold_images_per_s']:.2f}"] for r in loop])
+          f"{r['warm_images_per_s'] / r['cold_images_per_s']:.2f}",
+          f"{r['speedup']:.2f}x" if "speedup" in r else ""] for r in loop])
     return (f"## One-off decode per split and resolution (into an empty .npy cache; then mapped by a fresh split)\n\n"
             f"{decode_table}\n\n## Training loop (train + iterate_batches on the pixel cache, CE, batch {BATCH}, "
             f"{threads} torch thread(s)); cold = 1st epoch incl. decoding the training split\n\n{loop_table}")

@@ -21,6 +21,9 @@ Recipe (fixed, so that candidates differ only in what the space searches):
 - Group-aware training (``group_weighting``, a method of ``evaluators.fairness``): the batch's
   group indices go to the loss, whose per-sample terms are reduced with the method's weights
   instead of the mean. Without it (the ``none`` method) the loop is exactly the plain one.
+- Memory format: the model (and teacher) train in ``channels_last`` with channels-last inputs
+  (1.4-1.6x faster training steps on CPU, measured with ``bench/data_throughput.py``); both are
+  returned in the contiguous format, so pruning, checkpoints and export see ordinary tensors.
 - When ``ce == 0`` the model's classifier got no gradient: at the end it is replaced by the
   linear equivalent of the ArcFace head (same argmax, see
   :meth:`~evaluators.losses.LossComputer.arcface_classifier_weight`), in the shipped model too.
@@ -149,6 +152,7 @@ def train(
     step_context: StepContext | None = None,
     initial_loss_state: dict[str, torch.Tensor] | None = None,
     group_weighting: SampleWeighting | None = None,
+    channels_last: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place with ``loss_mix`` and return the model to ship.
 
@@ -179,6 +183,8 @@ def train(
             (:class:`~evaluators.losses.SampleWeighting`); ``None`` takes the plain mean. A
             stateful one (Group DRO) continues from its current state, so one object shared by a
             training run and its fine-tune carries its group weights over.
+        channels_last: Train in the channels-last memory format (faster on CPU and on CUDA with
+            AMP); the model is handed back contiguous either way.
 
     Returns:
         A :class:`TrainResult`.
@@ -200,9 +206,10 @@ def train(
         torch.manual_seed(seed)
     device = torch.device(device)
     use_amp = device.type == "cuda"
-    model.to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
     if teacher is not None and loss_mix.kd > 0:
-        teacher.to(device).eval()
+        teacher.to(device, memory_format=memory_format).eval()
     else:
         teacher = None
 
@@ -213,7 +220,8 @@ def train(
     first = next(epoch_iter, None)
     if first is None:
         raise ValueError("batches(0) yielded no batches")
-    num_classes, embedding_dim = _probe_shapes(model, first[0].to(device), features_and_logits)
+    num_classes, embedding_dim = _probe_shapes(
+        model, first[0].to(device, memory_format=memory_format), features_and_logits)
     loss_computer = LossComputer(loss_mix, num_classes, embedding_dim).to(device)
     if initial_loss_state:
         _load_fitting(loss_computer, initial_loss_state)
@@ -235,7 +243,7 @@ def train(
         count = 0
         for x, y, groups in source:
             with guard():
-                x = x.to(device, non_blocking=True)
+                x = x.to(device, memory_format=memory_format, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 teacher_logits = _teacher_logits(teacher, x, teacher_resolution, use_amp)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
@@ -277,6 +285,9 @@ def train(
         _install_classifier(model, weight)
         if shipped is not model:
             _install_classifier(shipped, weight)
+    for trained in (model, shipped, teacher):
+        if trained is not None:
+            trained.to(memory_format=torch.contiguous_format)
     model.eval()
     shipped.eval()
     return TrainResult(

@@ -12,6 +12,8 @@ alone).
 Costs come from a :class:`CostModel`: seconds per training epoch ≈ ``rate × MACs × training
 images``, fitted on every finished rung of the search itself (nothing is guessed before the
 first rungs are timed), plus a per-job overhead (screening, export, quantization, evaluation).
+A first rung also pays the fine-tune epochs after pruning (pruning happens once, after rung 0):
+the model learns their mean per first-rung job and the plan counts them.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ class CostModel:
         rate: Training seconds per (MAC x image).
         images: Training images per epoch.
         overhead_s: Median non-training seconds of a job.
+        first_rung_extra_epochs: Mean fine-tune epochs (after pruning) of the first-rung jobs
+            timed so far; 0 before any.
     """
 
     rate: float
     images: int
     overhead_s: float = DEFAULT_OVERHEAD_S
+    first_rung_extra_epochs: float = 0.0
+    _extra_epochs: list[float] = field(default_factory=list)
     _rates: list[float] = field(default_factory=list)
     _overheads: list[float] = field(default_factory=list)
     _macs: list[float] = field(default_factory=list)
@@ -65,8 +71,17 @@ class CostModel:
         """Estimated seconds of a rung job that trains ``epochs`` epochs."""
         return self.epoch_seconds(macs) * max(0.0, epochs) + self.overhead_s
 
-    def observe(self, macs: float, epochs: float, train_s: float, other_s: float) -> None:
-        """Learn from a finished job (its MACs, epochs trained, training and other seconds)."""
+    def observe(self, macs: float, epochs: float, train_s: float, other_s: float,
+                first_rung_extra_epochs: float | None = None) -> None:
+        """Learn from a finished job (its MACs, epochs trained, training and other seconds).
+
+        Args:
+            first_rung_extra_epochs: For a first-rung job, the fine-tune epochs among ``epochs``
+                (0 when it did not prune); ``None`` for later rungs.
+        """
+        if first_rung_extra_epochs is not None:
+            self._extra_epochs.append(float(first_rung_extra_epochs))
+            self.first_rung_extra_epochs = statistics.fmean(self._extra_epochs)
         if macs > 0 and epochs > 0 and train_s > 0:
             self._rates.append(train_s / (float(macs) * self.images * epochs))
             self._macs.append(float(macs))
@@ -120,9 +135,13 @@ def ladder(rung_count: int, eta: int, max_epochs: int) -> tuple[int, ...]:
 
 def make_plan(
     *, budget_s: float, spent_s: float, epoch_s: float, overhead_s: float, eta: int, max_epochs: int,
-    rungs: tuple[int, ...] | None = None, cap: int | None = None,
+    rungs: tuple[int, ...] | None = None, cap: int | None = None, first_extra_epochs: float = 0.0,
 ) -> Plan:
     """Choose the rungs (unless given) and the expected occupancy for the remaining budget.
+
+    A candidate's first rung costs its epochs plus ``first_extra_epochs`` (the mean fine-tune
+    epochs after pruning, :attr:`CostModel.first_rung_extra_epochs`); later rungs their new
+    epochs; every rung one job's ``overhead_s``.
 
     Every ladder starts at one epoch (the cheap first look at many candidates is the point);
     the longest one whose expected top-rung count reaches :data:`MIN_TOP` wins, so a small budget
@@ -138,10 +157,10 @@ def make_plan(
         return out
 
     def cost(started: float, candidate_rungs: tuple[int, ...]) -> float:
-        previous, total = 0, 0.0
+        previous, total, extra = 0, 0.0, first_extra_epochs
         for count, epochs in zip(counts(started, candidate_rungs), candidate_rungs):
-            total += count * ((epochs - previous) * epoch_s + overhead_s)
-            previous = epochs
+            total += count * ((epochs - previous + extra) * epoch_s + overhead_s)
+            previous, extra = epochs, 0.0
         return total
 
     def occupancy(candidate_rungs: tuple[int, ...]) -> tuple[float, ...]:

@@ -53,6 +53,7 @@ ESFAIR_TASK = Task(
     details=(Detail("SPD", "fairness.spd"), Detail("worst group", "fairness.worst_group_accuracy")),
     latency_budget_ms=DEFAULT_LATENCY_BUDGET_MS,
     size_budget_mb=20.0,
+    default_timeout_s=720.0,
     extras={"latency_score_weight": 1.0 / 3.0},
 )
 

@@ -132,7 +132,8 @@ class Scheduler:
             return False
         if not self.cost.observed:
             return True
-        return self.cost.typical_epoch_seconds() * self._first_epochs() + self.cost.overhead_s <= self.remaining_s()
+        first_epochs = self._first_epochs() + self.cost.first_rung_extra_epochs
+        return self.cost.typical_epoch_seconds() * first_epochs + self.cost.overhead_s <= self.remaining_s()
 
     def choose_ladder(self) -> Plan:
         """Choose the rungs from the timed first rungs and the budget left (once per study)."""
@@ -141,7 +142,7 @@ class Scheduler:
         spent = self.budget.total_s - self.remaining_s()
         plan = make_plan(budget_s=self.budget.total_s, spent_s=max(0.0, spent), epoch_s=self.cost.typical_epoch_seconds(),
                          overhead_s=self.cost.overhead_s, eta=self.eta, max_epochs=self.budget.max_epochs,
-                         cap=self.budget.cap, rungs=rungs)
+                         cap=self.budget.cap, rungs=rungs, first_extra_epochs=self.cost.first_rung_extra_epochs)
         self.rungs = plan.rungs
         if self.on_plan is not None:
             self.on_plan(plan)
@@ -181,14 +182,16 @@ class Scheduler:
              resumed_from: dict[str, Any] | None = None, previous: Mapping[str, Any] | None = None) -> Job:
         """The job of ``rung``; its cost estimate uses the candidate's own epoch time when a rung of it was timed."""
         done = start.epochs if start is not None else 0
-        epochs = (self.rungs[rung] if self.rungs is not None else FIRST_RUNG_EPOCHS) - done
+        target = self.rungs[rung] if self.rungs is not None else FIRST_RUNG_EPOCHS
+        finetune = candidate.finetune_epochs if start is None and candidate.prune_ratio > 0 else 0
+        epochs = target - done + finetune
         if previous and previous.get("train_epochs") and previous.get("train_s"):
             estimate = float(previous["train_s"]) / float(previous["train_epochs"]) * epochs + self.cost.overhead_s
         elif macs and self.cost.observed:
             estimate = self.cost.job_seconds(macs, epochs)
         else:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
-        job = RungJob(rung=rung, epochs=done + epochs, final=self.top is not None and rung == self.top,
+        job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
                       teacher_epochs=self._teacher_for(candidate, rung), start=start, screen=start is None)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
@@ -276,4 +279,5 @@ class Scheduler:
         start = job.rung.start.epochs if job.rung.start is not None else 0
         epochs = job.rung.epochs - start + (job.candidate.finetune_epochs if "prune_finetune" in stages else 0)
         if outcome.metrics is not None:
-            self.cost.observe(outcome.metrics.macs, epochs, trained, other)
+            extra = (job.candidate.finetune_epochs if "prune_finetune" in stages else 0) if start == 0 else None
+            self.cost.observe(outcome.metrics.macs, epochs, trained, other, first_rung_extra_epochs=extra)

@@ -98,6 +98,16 @@ def test_training_is_deterministic_on_cpu_given_a_seed():
         assert torch.equal(left, right), name
 
 
+def test_channels_last_training_learns_the_same_and_hands_back_contiguous_weights():
+    start = make_model()
+    fast = run(copy.deepcopy(start), ema=True, epochs=2)
+    plain = run(copy.deepcopy(start), ema=True, epochs=2, channels_last=False)
+    for result in (fast, plain):
+        assert all(t.is_contiguous() for t in result.model.state_dict().values())
+    for left, right in zip(fast.history, plain.history):
+        assert left["total"] == pytest.approx(right["total"], rel=0.05)
+
+
 def test_ema_copy_is_returned_when_asked():
     model = make_model()
     result = run(model, ema=True, epochs=1)

@@ -82,9 +82,12 @@ def test_a_revoked_agent_is_locked_out_while_the_other_finishes_every_job(fleet:
     assert by_agent[doomed_id] == _done_count(doomed) >= 2 and by_agent[steady_id] == JOBS - by_agent[doomed_id]
     assert agents[doomed_id]["revoked"] and not agents[doomed_id]["live"] and not agents[steady_id]["revoked"]
     assert all(result.source == "measured" and result.device == agents[result.agent]["device"] for result in results)
+    # A job in flight at revocation logs the refusal twice (lost lease, then the claim): count from here.
+    refusals_before = doomed.log().count("credential was revoked")
     doomed.restart()
     assert doomed.wait(60) == 2, "a restarted revoked agent is refused again"
-    assert doomed.log().count("credential was revoked") == 2 and len(client.agents()) == 2, "it did not re-enrol"
+    refusals = doomed.log().count("credential was revoked") - refusals_before
+    assert refusals == 1 and len(client.agents()) == 2, "it did not re-enrol"
     assert steady.process.poll() is None
 
 

@@ -1,0 +1,49 @@
+"""The budget plan: which ladder a budget affords, and what a first rung costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.plan import MIN_TOP, CostModel, make_plan
+
+PLAN = {"spent_s": 0.0, "overhead_s": 5.0, "eta": 3, "max_epochs": 9}
+
+
+def test_a_large_budget_gets_the_full_ladder_with_enough_candidates_at_the_top() -> None:
+    plan = make_plan(budget_s=20_000, epoch_s=10.0, **PLAN)
+    assert plan.rungs == (1, 3, 9)
+    assert plan.expected[-1] >= MIN_TOP and plan.expected[0] > plan.expected[1] > plan.expected[2]
+
+
+def test_a_small_budget_shortens_the_top_and_keeps_the_one_epoch_rung() -> None:
+    medium = make_plan(budget_s=500, epoch_s=10.0, **PLAN)
+    tiny = make_plan(budget_s=100, epoch_s=10.0, **PLAN)
+    assert medium.rungs == (1, 3)
+    assert tiny.rungs == (1,)
+
+
+def test_the_fine_tune_after_pruning_is_paid_by_the_first_rung() -> None:
+    plain = make_plan(budget_s=3_000, epoch_s=10.0, rungs=(1, 3), **PLAN)
+    pruning = make_plan(budget_s=3_000, epoch_s=10.0, rungs=(1, 3), first_extra_epochs=1.0, **PLAN)
+    assert pruning.expected[0] < 0.8 * plain.expected[0]
+    started, promoted = pruning.expected[0], pruning.expected[1]
+    spent = started * (2 * 10.0 + 5.0) + promoted * (2 * 10.0 + 5.0)
+    assert spent == pytest.approx(3_000, rel=0.01), "the plan spends the budget, fine-tune included"
+
+
+def test_a_cap_on_candidates_limits_the_first_rung() -> None:
+    plan = make_plan(budget_s=20_000, epoch_s=1.0, cap=12, **PLAN)
+    assert plan.expected[0] == 12 and plan.cap == 12
+    assert "at most 12 candidates" in plan.describe()
+
+
+def test_the_cost_model_learns_rates_overheads_and_first_rung_fine_tunes() -> None:
+    cost = CostModel(rate=0.0, images=100)
+    assert not cost.observed and cost.first_rung_extra_epochs == 0.0
+    cost.observe(macs=1e6, epochs=2, train_s=20.0, other_s=3.0, first_rung_extra_epochs=1)
+    cost.observe(macs=2e6, epochs=1, train_s=20.0, other_s=5.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e6, epochs=2, train_s=20.0, other_s=4.0)
+    assert cost.observed
+    assert cost.epoch_seconds(1e6) == pytest.approx(10.0)
+    assert cost.job_seconds(2e6, 3) == pytest.approx(3 * 20.0 + 4.0)
+    assert cost.first_rung_extra_epochs == pytest.approx(0.5), "later rungs do not count"
