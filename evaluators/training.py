@@ -24,6 +24,9 @@ Recipe (fixed, so that candidates differ only in what the space searches):
 - Memory format: the model (and teacher) train in ``channels_last`` with channels-last inputs
   (1.4-1.6x faster training steps on CPU, measured with ``bench/data_throughput.py``); both are
   returned in the contiguous format, so pruning, checkpoints and export see ordinary tensors.
+  A model with a strided 1x1 convolution (MobileOne's scale branches) trains contiguous: on
+  torch 2.14's CPU kernels such a convolution in channels-last corrupts the heap for some
+  channel counts (see :func:`channels_last_safe`).
 - When ``ce == 0`` the model's classifier got no gradient: at the end it is replaced by the
   linear equivalent of the ArcFace head (same argmax, see
   :meth:`~evaluators.losses.LossComputer.arcface_classifier_weight`), in the shipped model too.
@@ -184,7 +187,8 @@ def train(
             stateful one (Group DRO) continues from its current state, so one object shared by a
             training run and its fine-tune carries its group weights over.
         channels_last: Train in the channels-last memory format (faster on CPU and on CUDA with
-            AMP); the model is handed back contiguous either way.
+            AMP) when :func:`channels_last_safe` allows it; the model is handed back contiguous
+            either way.
 
     Returns:
         A :class:`TrainResult`.
@@ -206,6 +210,7 @@ def train(
         torch.manual_seed(seed)
     device = torch.device(device)
     use_amp = device.type == "cuda"
+    channels_last = channels_last and channels_last_safe(model) and (teacher is None or channels_last_safe(teacher))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     if teacher is not None and loss_mix.kd > 0:
@@ -294,6 +299,18 @@ def train(
         model=shipped, history=history, steps=step, seconds=time.perf_counter() - started,
         ema=averager is not None, loss_mix=loss_mix, classifier_from_arcface=from_arcface,
         loss_state={k: v.detach().cpu().clone() for k, v in loss_computer.state_dict().items()},
+    )
+
+
+def channels_last_safe(model: nn.Module) -> bool:
+    """Whether ``model`` may train in ``channels_last``: it has no 1x1 convolution with a stride > 1.
+
+    Such a convolution in channels-last (e.g. 3 -> 16 channels, stride 2) makes torch 2.14's CPU
+    backward write outside its buffers (``munmap_chunk(): invalid pointer``, a crashed search);
+    every other layer of the built-in backbones, pruned or not, was checked to train safely.
+    """
+    return not any(
+        isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1) and max(m.stride) > 1 for m in model.modules()
     )
 
 

@@ -68,6 +68,7 @@ class SearchProgress:
         self.best: dict[str, float] = {}
         self.occupancy = ""
         self.last = ""
+        self._parked: set[tuple[int, int]] = set()
 
     def set_rungs(self, rungs: Sequence[int]) -> None:
         """The ladder, once the search has chosen it."""
@@ -98,7 +99,10 @@ class SearchProgress:
                    "stop": "stopped"}[kind]
         self.last = f"#{job.number} {record['epochs']}ep {_figures(self.task, record.get('values'))} {verdict}"
         self.bar.set_postfix_str(self._postfix())
-        if self.log is not None and kind in ("continue", "wait"):
+        parked_again = kind == "wait" and (job.number, record["rung"]) in self._parked
+        if kind == "wait":
+            self._parked.add((job.number, record["rung"]))
+        if self.log is not None and kind in ("continue", "wait") and not parked_again:
             print(f"trial {job.number} rung {record['rung']} ({record['epochs']} epochs) in {record['seconds']:.0f} s: "
                   f"{_figures(self.task, record.get('values'))} -> {verdict}" + (f" ({reason})" if reason else ""),
                   file=self.log, flush=True)

@@ -3,7 +3,10 @@ and what every page of an lpirc study (no groups) must show."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import optuna
@@ -11,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.pareto import FRONT_MEMBERS, current_hypervolume, export_picks
-from search.front import FrontSpec, hypervolume, points_from_trials
+from search.front import FrontSpec, front, hypervolume, points_from_trials
 
 PAGES = ("Studies", "Pareto", "Trial", "Insight", "Fleet")
 
@@ -54,8 +57,19 @@ def choose_trial(app: AppTest, study: str, number: int) -> AppTest:
     return app
 
 
+def bench_common() -> ModuleType:
+    """``bench/common.py``, the benches' study helpers (``bench`` is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "common.py"
+    spec = importlib.util.spec_from_file_location("bench_common_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_same_front_as_the_cli(url: str, name: str, loaded) -> None:  # type: ignore[no-untyped-def]
-    """The dashboard's front, noise marks, hypervolume and export picks equal the CLI's on study ``name``."""
+    """The dashboard's front, noise marks, hypervolume and export picks equal the CLI's on study
+    ``name``, and the benches' front and hypervolume equal both."""
     from search.export import pick_trial, study_task
     from search.report import front_rows
 
@@ -72,6 +86,9 @@ def assert_same_front_as_the_cli(url: str, name: str, loaded) -> None:  # type: 
     spec = FrontSpec.from_task(task)
     assert current_hypervolume(loaded.view, loaded.info) == pytest.approx(hypervolume(points_from_trials(trials, spec),
                                                                                      spec), abs=1e-12)
+    bench = bench_common()
+    assert bench.study_hypervolume(study) == pytest.approx(current_hypervolume(loaded.view, loaded.info), abs=1e-12)
+    assert {p.number for p in front(bench.study_points(study), spec)} == {r.trial.number for r in rows}
     picks = export_picks(frame, loaded.info)
     hows = ["best-score"] * bool(task.primary_score) + [f"best-{n}" for n in task.objective_names]
     assert picks == {how: pick_trial(study, how).number for how in hows}

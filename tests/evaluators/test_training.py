@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import json
 import threading
 import warnings
@@ -106,6 +107,21 @@ def test_channels_last_training_learns_the_same_and_hands_back_contiguous_weight
         assert all(t.is_contiguous() for t in result.model.state_dict().values())
     for left, right in zip(fast.history, plain.history):
         assert left["total"] == pytest.approx(right["total"], rel=0.05)
+
+
+def test_a_model_with_a_strided_pointwise_convolution_trains_contiguous():
+    """torch 2.14 corrupts the heap training MobileOne x0.35's stem in channels_last; it must not crash."""
+    from evaluators.models import build_model
+    from evaluators.training import channels_last_safe
+
+    torch.manual_seed(0)
+    model = build_model("mobileone_s0", 0.35, CLASSES)
+    assert not channels_last_safe(model) and channels_last_safe(make_model())
+    x, y, g = DATA
+    resized = torch.nn.functional.interpolate(x[:BATCH], size=64)
+    result = train(model, lambda epoch: [(resized, y[:BATCH], g[:BATCH])], loss_mix=LossMix(), epochs=1, lr=3e-3,
+                   seed=0)
+    assert math.isfinite(result.history[0]["total"])
 
 
 def test_ema_copy_is_returned_when_asked():
