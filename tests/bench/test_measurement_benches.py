@@ -54,9 +54,10 @@ def test_data_throughput_quick(tmp_path: Path) -> None:
     assert {(r["split"], r["resolution"]) for r in data["decode"]} == {
         (s, r) for s in ("train", "val", "test") for r in (64, 128)}
     assert all(r["decode_s"] > 0 and r["cache_mb"] > 0 for r in data["decode"])
-    assert [(r["backbone"], r["resolution"]) for r in data["loop"]] == [("mobilenetv3_small", 64),
-                                                                       ("mobilenetv3_small", 128)]
+    assert [(r["backbone"], r["resolution"], r["layout"]) for r in data["loop"]] == [
+        ("mobilenetv3_small", px, layout) for px in (64, 128) for layout in ("contiguous", "channels_last")]
     assert all(len(r["epoch_s"]) == 3 and r["warm_images_per_s"] > 0 for r in data["loop"])
+    assert all(r["speedup"] > 0 for r in data["loop"] if r["layout"] == "channels_last")
 
 
 @pytest.mark.slow
