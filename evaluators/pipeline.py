@@ -61,8 +61,9 @@ class TrialContext:
         latency_cache: Cache keyed by graph fingerprint (``None`` disables it).
         device: Torch device for training (``cpu`` or ``cuda``).
         seed: Seed of data order, initialisation and calibration.
-        teacher: ``teacher(candidate, epochs) -> (model, resolution)``: the KD teacher trained for
-            ``epochs`` epochs (trained once, then cached), or ``None`` (KD disabled).
+        teacher: ``teacher(candidate, epochs) -> (model, resolution, validation accuracy)``: the
+            KD teacher trained for ``epochs`` epochs (trained once, then cached), or ``None`` (KD
+            disabled).
         minority_group: Group ESFair's SPD compares with (``None``: the smallest group).
         calibration_images: Training images used to calibrate static int8 quantization.
         eval_threads: onnxruntime threads for evaluating accuracy.
@@ -78,7 +79,7 @@ class TrialContext:
     latency_cache: LatencyCache | None
     device: str = "cpu"
     seed: int = 0
-    teacher: Callable[[Candidate, int], tuple[Any, int]] | None = None
+    teacher: Callable[[Candidate, int], tuple[Any, int, float]] | None = None
     minority_group: str | None = None
     calibration_images: int = 64
     eval_threads: int = 1
@@ -181,6 +182,9 @@ class RungJob:
             latency gains a fresh round).
         teacher_epochs: Epochs of the KD teacher this job may distil from (the search sizes it to
             its budget); 0: KD candidates train without distillation in this job.
+        teacher_min_accuracy: The teacher is used only when its validation accuracy is above this
+            (the search passes the best validation accuracy a candidate has reached: a teacher
+            weaker than the students pulls them down).
         start: Checkpoint to continue from (``None``: a fresh model).
         screen: Screen the candidate first (rung 0 of a new trial).
     """
@@ -189,6 +193,7 @@ class RungJob:
     epochs: int
     final: bool
     teacher_epochs: int = 0
+    teacher_min_accuracy: float = 0.0
     start: Checkpoint | None = None
     screen: bool = False
 
@@ -210,6 +215,8 @@ class RungOutcome:
         train_windows: Wall-clock intervals during which this job trained (held the cores shared).
         kd_applied: Whether distillation was part of the loss.
         screen_fingerprint_matched: Whether the artifact's graph equals the screened one.
+        teacher_accuracy: The KD teacher's validation accuracy when this job consulted one (it
+            was refused when ``kd_applied`` is False), else ``None``.
     """
 
     job: RungJob
@@ -220,6 +227,7 @@ class RungOutcome:
     train_windows: list[list[float]] = field(default_factory=list)
     kd_applied: bool = False
     screen_fingerprint_matched: bool | None = None
+    teacher_accuracy: float | None = None
 
 
 def input_shape(candidate: Candidate) -> tuple[int, int, int, int]:
@@ -363,7 +371,12 @@ def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung
 def _train_rung(
     candidate: Candidate, ctx: TrialContext, trial_dir: Path, job: RungJob, clock: StageClock, windows: Windows,
 ) -> tuple[Any, Checkpoint, bool]:
-    """Train the rung; returns the model to ship, its checkpoint and whether KD was used."""
+    """Train the rung; returns the model to ship, its checkpoint, whether KD was used and the
+    teacher's validation accuracy (``None`` when no teacher was consulted).
+
+    A teacher whose validation accuracy is not above ``job.teacher_min_accuracy`` is refused: the
+    rung trains without distillation.
+    """
     import torch
 
     from evaluators.data import iterate_batches
@@ -379,12 +392,14 @@ def _train_rung(
     else:
         torch.manual_seed(ctx.seed)
         model, loss_state, done, pruned = _fresh_model(candidate, ctx), {}, 0, False
-    teacher, teacher_res = None, None
+    teacher, teacher_res, teacher_accuracy = None, None, None
     if candidate.loss.kd > 0 and job.teacher_epochs > 0:
         if ctx.teacher is None:
             raise ValueError("the candidate asks for knowledge distillation but no teacher is configured")
         with clock("teacher"):
-            teacher, teacher_res = ctx.teacher(candidate, job.teacher_epochs)
+            teacher, teacher_res, teacher_accuracy = ctx.teacher(candidate, job.teacher_epochs)
+        if teacher_accuracy <= job.teacher_min_accuracy:
+            teacher = None
     train_split = ctx.dataset.splits["train"]
     fair = fairness_training(candidate.fairness_method, train_split.labels, train_split.groups,
                              num_groups=len(ctx.dataset.group_names), num_classes=ctx.num_classes)
@@ -422,7 +437,7 @@ def _train_rung(
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = _save_checkpoint(trial_dir / f"rung_{job.rung}.pt", model, loss_state, rung=job.rung,
                                   epochs=job.epochs, pruned=pruned, fairness=_fairness_state(fair))
-    return model, checkpoint, teacher is not None
+    return model, checkpoint, teacher is not None, teacher_accuracy
 
 
 def _fairness_state(fair: Any) -> dict[str, Any]:
@@ -453,7 +468,7 @@ def run_rung(
         if not screened.feasible:
             return RungOutcome(job, screened, None, stage_seconds=dict(clock.seconds))
     windows = Windows()
-    model, checkpoint, kd_applied = _train_rung(candidate, ctx, trial_dir, job, clock, windows)
+    model, checkpoint, kd_applied, teacher_accuracy = _train_rung(candidate, ctx, trial_dir, job, clock, windows)
     with clock("export_quantize"):
         calibration = calibration_batches(ctx.dataset, candidate.resolution, ctx.calibration_images, ctx.seed)
         artifact = write_artifact(model, candidate, trial_dir, calibration)
@@ -477,7 +492,8 @@ def run_rung(
     )
     metrics.scores = ctx.task.score_values(metrics.to_dict())
     matched = None if screened is None else fingerprint == screened.fingerprint
-    return RungOutcome(job, screened, metrics, checkpoint, dict(clock.seconds), windows.spans, kd_applied, matched)
+    return RungOutcome(job, screened, metrics, checkpoint, dict(clock.seconds), windows.spans, kd_applied, matched,
+                       teacher_accuracy)
 
 
 def run_trial(

@@ -27,6 +27,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,26 @@ def get_or_train_teacher(
     model.to(device).eval()
     model.requires_grad_(False)
     return model
+
+
+def teacher_accuracy(model: nn.Module, batches: Iterable[Batch], step_context: StepContext | None = None) -> float:
+    """Top-1 accuracy of ``model`` (eval mode, no gradients) over ``batches``; 0.0 for no batches.
+
+    The batches must already be at the teacher's resolution (nothing is resized here).
+
+    Args:
+        step_context: Entered around each batch (the host's compute lock), like a training step.
+    """
+    device = next(model.parameters()).device
+    correct = total = 0
+    model.eval()
+    with torch.no_grad():
+        for x, y, _ in batches:
+            with step_context() if step_context is not None else nullcontext():
+                predicted = model(x.to(device)).argmax(dim=1).cpu()
+            correct += int((predicted == y).sum())
+            total += len(y)
+    return correct / total if total else 0.0
 
 
 def _fresh(builder: BackboneBuilder, num_classes: int, seed: int) -> nn.Module:

@@ -70,7 +70,7 @@ def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | N
         "checkpoint": outcome.checkpoint.to_dict() if outcome.checkpoint else None,
         "seconds": sum(outcome.stage_seconds.values()), "stage_seconds": outcome.stage_seconds,
         "train_epochs": outcome.job.epochs - start, "train_s": outcome.stage_seconds.get("train", 0.0),
-        "kd": outcome.kd_applied, "train_windows": outcome.train_windows,
+        "kd": outcome.kd_applied, "teacher_accuracy": outcome.teacher_accuracy, "train_windows": outcome.train_windows,
         "resumed_from": dict(resumed_from) if resumed_from else None, "finished_at": time.time(),
     }
 

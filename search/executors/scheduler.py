@@ -109,6 +109,9 @@ class Scheduler:
         self.on_plan = on_plan
         self.announce = announce
         self._teacher_epochs: int | None = None
+        self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in study.get_trials(deepcopy=False)
+                                   for record in attrs.rung_records(t.user_attrs).values()
+                                   if (record.get("figures") or {}).get("accuracy") is not None), default=0.0)
 
     @property
     def top(self) -> int | None:
@@ -151,9 +154,10 @@ class Scheduler:
     def teacher_epochs(self) -> int:
         """Epochs of the KD teacher this search affords (0: KD is off, said once).
 
-        Decided once the first job has been timed (before that a job trains without the teacher).
+        Decided once the first job has been timed (before that a job trains without the teacher);
+        off for good once a job refused the teacher as weaker than the candidates (:meth:`observe`).
         """
-        from search.context import TEACHER_SHARE, teacher_epochs_for
+        from search.context import TEACHER_MIN_EPOCHS, TEACHER_SHARE, teacher_epochs_for
 
         if self._teacher_epochs is None:
             if not self.cost.observed:
@@ -164,12 +168,14 @@ class Scheduler:
                 epoch_s = self.cost.epoch_seconds(self.teacher_macs())
                 self._teacher_epochs = teacher_epochs_for(self.budget.total_s, epoch_s)
                 if self._teacher_epochs < 1:
-                    self.announce(f"KD teacher: one epoch (~{epoch_s:.0f} s) is more than {TEACHER_SHARE:.0%} of the "
+                    self.announce(f"KD teacher: {TEACHER_MIN_EPOCHS} epochs (~{epoch_s * TEACHER_MIN_EPOCHS:.0f} s, the "
+                                  f"fewest worth training) are more than {TEACHER_SHARE:.0%} of the "
                                   f"{self.budget.total_s:.0f} s budget; knowledge distillation is off in this search "
                                   "(KD candidates train without it)")
                 else:
-                    self.announce(f"KD teacher: {self._teacher_epochs} epoch(s), ~{epoch_s * self._teacher_epochs:.0f} s "
-                                  "(at most 10 % of the budget), trained when a KD candidate first reaches rung 1")
+                    self.announce(f"KD teacher: {self._teacher_epochs} epochs, ~{epoch_s * self._teacher_epochs:.0f} s "
+                                  f"(at most {TEACHER_SHARE:.0%} of the budget), trained when a KD candidate first "
+                                  "reaches rung 1; used only if its validation accuracy beats every candidate's")
         return self._teacher_epochs
 
     def _teacher_for(self, candidate: Candidate, rung: int) -> int:
@@ -192,7 +198,8 @@ class Scheduler:
         else:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
         job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
-                      teacher_epochs=self._teacher_for(candidate, rung), start=start, screen=start is None)
+                      teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
+                      start=start, screen=start is None)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
 
@@ -272,7 +279,19 @@ class Scheduler:
         return Verdict("continue", next_job=next_job, decision=decision)
 
     def observe(self, job: Job, outcome: Any) -> None:
-        """Refine the cost model with a finished rung's timings."""
+        """Learn from a finished rung: its timings, its validation accuracy, whether it refused the teacher.
+
+        A KD teacher must beat the best validation accuracy a candidate has reached; once a job
+        refused it, KD is off for the rest of the search (said once).
+        """
+        if outcome.metrics is not None:
+            self._best_accuracy = max(self._best_accuracy, float(outcome.metrics.accuracy))
+        if outcome.teacher_accuracy is not None and not outcome.kd_applied and self._teacher_epochs:
+            self.announce(f"KD teacher: validation accuracy {outcome.teacher_accuracy:.3f} after "
+                          f"{self._teacher_epochs} epochs is not above the best candidate's "
+                          f"({job.rung.teacher_min_accuracy:.3f}); knowledge distillation is off for the rest of "
+                          "this search (KD candidates train without it)")
+            self._teacher_epochs = 0
         stages = outcome.stage_seconds
         trained = stages.get("train", 0.0) + stages.get("prune_finetune", 0.0)
         other = sum(v for k, v in stages.items() if k not in ("train", "prune_finetune", "teacher"))

@@ -103,3 +103,24 @@ def test_a_tampered_checkpoint_is_refused(tiny_dataset, tmp_path: Path) -> None:
     Path(first.checkpoint.path).write_bytes(b"not a checkpoint")
     with pytest.raises(HwsearchError, match="does not match its recorded sha256"):
         run_rung(candidate, ctx, tmp_path / "t", RungJob(rung=1, epochs=2, final=True, start=first.checkpoint))
+
+
+@pytest.mark.parametrize(("teacher_accuracy", "used"), [(0.40, False), (0.90, True)])
+def test_a_teacher_not_above_the_candidates_is_refused(tiny_dataset, tmp_path: Path, teacher_accuracy: float,  # type: ignore[no-untyped-def]
+                                                       used: bool) -> None:
+    import dataclasses
+
+    from evaluators.models import build_model
+    from evaluators.pipeline import RungJob, run_rung
+    from spaces.candidate import LossMix
+
+    teacher = build_model("mobilenetv3_small", 0.5, len(tiny_dataset.class_names))
+    forwards: list[int] = []
+    teacher.register_forward_hook(lambda *_: forwards.append(1))
+    ctx = dataclasses.replace(make_ctx(tiny_dataset, tmp_path, budget_ms=1e6),
+                              teacher=lambda candidate, epochs: (teacher, 32, teacher_accuracy))
+    candidate = dataclasses.replace(CANDIDATE, prune_ratio=0.0, loss=LossMix(kd=1.0))
+    job = RungJob(rung=1, epochs=1, final=True, teacher_epochs=3, teacher_min_accuracy=0.5, screen=True)
+    outcome = run_rung(candidate, ctx, tmp_path / "trial", job)
+    assert outcome.teacher_accuracy == teacher_accuracy and outcome.kd_applied is used
+    assert bool(forwards) is used, "a refused teacher is never run"

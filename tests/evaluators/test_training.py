@@ -13,7 +13,7 @@ import timm
 import torch
 from torch import nn
 
-from evaluators.teacher import get_or_train_teacher, teacher_paths
+from evaluators.teacher import get_or_train_teacher, teacher_accuracy, teacher_paths
 from evaluators.training import finetune_mix, resize_to, train, warmup_cosine
 from spaces.candidate import LossMix
 
@@ -307,3 +307,28 @@ def test_concurrent_callers_train_the_teacher_once(tmp_path):
     assert len(results) == 2 and source.calls == 1
     description = json.loads(next(tmp_path.glob("teacher-*.json")).read_text())["description"]
     assert teacher_paths(tmp_path, description)[0].exists()
+
+
+def test_teacher_accuracy_is_the_share_of_right_answers_and_holds_the_step_context() -> None:
+    class AlwaysFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.tensor([1.0, 0.0]))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias.expand(len(x), 2)
+
+    entered: list[int] = []
+
+    class Counting:
+        def __enter__(self) -> None:
+            entered.append(1)
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    x = torch.zeros(4, 3, 8, 8)
+    batches = [(x, torch.tensor([0, 0, 1, 1]), torch.zeros(4)), (x, torch.tensor([0, 1, 1, 1]), torch.zeros(4))]
+    assert teacher_accuracy(AlwaysFirst(), batches, step_context=Counting) == 3 / 8
+    assert len(entered) == 2
+    assert teacher_accuracy(AlwaysFirst(), []) == 0.0
