@@ -5,9 +5,9 @@ that rise geometrically to :data:`search.config.MAX_EPOCHS` (1 → 3 → 9). A c
 rung ``r`` continues only if it is in the top 1/η there
 (:func:`search.promotion.expected_promotions` gives how many continue on average), so the plan
 finds how many candidates the budget can start when each rung costs its new epochs plus a job's
-overhead. It keeps as many rungs as the budget affords while still bringing about
-:data:`MIN_TOP` candidates to the top rung; a small budget gets fewer, longer rungs (3 → 9, or 9
-alone).
+overhead. It prefers the deepest top rung the budget affords while still bringing about
+:data:`MIN_TOP` candidates there: the full ladder 1 → 3 → 9, else 1 → 9 (the middle rung
+skipped: fewer candidates, the same depth), else 1 → 3, else 1 epoch alone.
 
 Costs come from a :class:`CostModel`: seconds per training epoch ≈ ``rate × MACs × training
 images``, fitted on every finished rung of the search itself (nothing is guessed before the
@@ -135,6 +135,25 @@ def ladder(rung_count: int, eta: int, max_epochs: int) -> tuple[int, ...]:
     return tuple(min(eta ** r, max_epochs) for r in range(rung_count))
 
 
+def ladder_options(eta: int, max_epochs: int) -> list[tuple[int, ...]]:
+    """Ladders in the plan's order of preference: deepest top rung first, and for one top the most rungs.
+
+    For each top (``max_epochs``'s ladder down to one epoch) the full geometric ladder comes
+    first, then, where it has a middle, the ladder that skips to the top from the first rung
+    (``(1, 3, 9)``, ``(1, 9)``, ``(1, 3)``, ``(1,)`` for η = 3 and 9 epochs). Skipping the middle
+    rung costs fewer epochs per top-rung candidate, so a budget too small for 1 → 3 → 9 can still
+    train its best candidates 9 epochs instead of 3.
+    """
+    longest = max(1, math.floor(math.log(max_epochs, eta) + 1e-9) + 1)
+    options: list[tuple[int, ...]] = []
+    for count in range(longest, 0, -1):
+        full = ladder(count, eta, max_epochs)
+        options.append(full)
+        if count > 2:
+            options.append((full[0], full[-1]))
+    return options
+
+
 def make_plan(
     *, budget_s: float, spent_s: float, epoch_s: float, overhead_s: float, eta: int, max_epochs: int,
     rungs: tuple[int, ...] | None = None, cap: int | None = None, first_extra_epochs: float = 0.0,
@@ -146,9 +165,10 @@ def make_plan(
     epochs; every rung one job's ``overhead_s``.
 
     Every ladder starts at one epoch (the cheap first look at many candidates is the point);
-    the longest one whose expected top-rung count reaches :data:`MIN_TOP` wins, so a small budget
-    shortens the top (1 → 3 instead of 1 → 3 → 9) rather than dropping the cheap rungs; with none
-    reaching it, a single rung of one epoch.
+    the first of :func:`ladder_options` whose expected top-rung count reaches :data:`MIN_TOP`
+    wins, so a budget too small for 1 → 3 → 9 first skips the middle rung (1 → 9: its best
+    candidates still train 9 epochs) and only then shortens the top (1 → 3); with none reaching
+    it, a single rung of one epoch.
     """
     remaining = max(0.0, budget_s - spent_s)
 
@@ -176,7 +196,6 @@ def make_plan(
         return tuple(counts(started, candidate_rungs))
 
     if rungs is None:
-        longest = max(1, math.floor(math.log(max_epochs, eta) + 1e-9) + 1)
-        options = [ladder(count, eta, max_epochs) for count in range(longest, 0, -1)]
+        options = ladder_options(eta, max_epochs)
         rungs = next((option for option in options if occupancy(option)[-1] >= MIN_TOP), options[-1])
     return Plan(budget_s, spent_s, tuple(rungs), eta, occupancy(tuple(rungs)), epoch_s, cap)

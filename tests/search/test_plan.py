@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.plan import MIN_TOP, CostModel, make_plan
+from search.plan import MIN_TOP, CostModel, ladder_options, make_plan
 
 PLAN = {"spent_s": 0.0, "overhead_s": 5.0, "eta": 3, "max_epochs": 9}
 
@@ -15,11 +15,25 @@ def test_a_large_budget_gets_the_full_ladder_with_enough_candidates_at_the_top()
     assert plan.expected[-1] >= MIN_TOP and plan.expected[0] > plan.expected[1] > plan.expected[2]
 
 
+def test_a_budget_short_of_the_full_ladder_skips_the_middle_rung_before_it_shortens_the_top() -> None:
+    full = make_plan(budget_s=500, epoch_s=10.0, rungs=(1, 3, 9), **PLAN)
+    assert full.expected[-1] < MIN_TOP, "the full ladder does not fit"
+    deep = make_plan(budget_s=500, epoch_s=10.0, **PLAN)
+    assert deep.rungs == (1, 9) and deep.expected[-1] >= MIN_TOP
+    assert deep.expected[0] < full.expected[0], "depth is bought with fewer first looks"
+
+
 def test_a_small_budget_shortens_the_top_and_keeps_the_one_epoch_rung() -> None:
-    medium = make_plan(budget_s=500, epoch_s=10.0, **PLAN)
+    medium = make_plan(budget_s=250, epoch_s=10.0, **PLAN)
     tiny = make_plan(budget_s=100, epoch_s=10.0, **PLAN)
     assert medium.rungs == (1, 3)
     assert tiny.rungs == (1,)
+
+
+def test_ladder_options_prefer_depth_then_more_rungs() -> None:
+    assert ladder_options(3, 9) == [(1, 3, 9), (1, 9), (1, 3), (1,)]
+    assert ladder_options(2, 8)[:3] == [(1, 2, 4, 8), (1, 8), (1, 2, 4)]
+    assert ladder_options(3, 1) == [(1,)]
 
 
 def test_the_fine_tune_after_pruning_is_paid_by_the_first_rung() -> None:
