@@ -25,9 +25,16 @@ def test_a_budget_short_of_the_full_ladder_skips_the_middle_rung_before_it_short
 
 def test_a_small_budget_shortens_the_top_and_keeps_the_one_epoch_rung() -> None:
     medium = make_plan(budget_s=250, epoch_s=10.0, **PLAN)
-    tiny = make_plan(budget_s=100, epoch_s=10.0, **PLAN)
+    tiny = make_plan(budget_s=60, epoch_s=10.0, **PLAN)
     assert medium.rungs == (1, 3)
     assert tiny.rungs == (1,)
+
+
+def test_a_budget_too_small_for_two_at_any_top_buys_depth_for_one_candidate() -> None:
+    two_at_three = make_plan(budget_s=140, epoch_s=10.0, rungs=(1, 3), **PLAN)
+    assert two_at_three.expected[-1] < MIN_TOP, "no ladder brings two candidates to its top"
+    plan = make_plan(budget_s=140, epoch_s=10.0, **PLAN)
+    assert plan.rungs == (1, 9) and 1.0 <= plan.expected[-1] < MIN_TOP
 
 
 def test_ladder_options_prefer_depth_then_more_rungs() -> None:
