@@ -18,9 +18,9 @@ How the savings are estimated (:func:`savings`):
   charged too: every trained trial's screening seconds, less the one measurement that a search
   without screening would still have made.
 * **Latency cache.** Every latency call (one per screen, one per rung job) that the cache answered
-  saved a measurement; a top-rung job adds one fresh round to the cached figure instead of a whole
-  measurement. The calls come from the trials, the measurements actually made from the cache's
-  table (rounds stored together by one call), and what a measurement and a round cost here is
+  saved a measurement; a top-rung job measures its shipped file in full (a fresh round only when
+  the same bytes were measured before). The calls come from the trials, the measurements
+  actually made from the cache's table (rounds stored together by one call), and what a measurement and a round cost here is
   timed on the study's own artifacts (:func:`measurement_seconds`).
 * A share is ``saved / (run wall-clock + saved)``: the part of the run that would have been spent
   without the feature.
@@ -113,7 +113,7 @@ class CacheCalls:
     Attributes:
         calls: Screens plus rung jobs (each asked for one latency figure).
         measurements: Whole measurements made (calls that stored several rounds).
-        fresh_rounds: Single rounds added to a cached figure (top-rung jobs).
+        fresh_rounds: Single rounds added to a cached figure (a shipped file measured again).
     """
 
     calls: int
@@ -251,7 +251,7 @@ def savings_text(s: Savings) -> str:
         lines.append(f"screening: nothing screened out; it cost the trained trials {s.screening_overhead_s:.0f} s "
                      f"({s.screening_overhead_s / s.wall_s if s.wall_s else 0.0:.1%} of the run)")
     lines.append(f"latency cache: {s.cache.calls} latency calls (screens + rung jobs), {s.cache.measurements} whole "
-                 f"measurements and {s.cache.fresh_rounds} fresh top-rung rounds made, {s.cache.hits} answered "
+                 f"measurements and {s.cache.fresh_rounds} fresh rounds made, {s.cache.hits} answered "
                  "from the cache")
     if s.measurement_s:
         lines.append(f"one measurement costs {s.measurement_s:.2f} s here, one round {s.round_s:.2f} s: the cache "

@@ -112,6 +112,9 @@ class LatencyResult:
         windows: Wall-clock ``(start, end)`` (``time.time()``) of every round this process timed,
             so a reader can check that no training ran at the same time.
         round_medians_ms: The median of each round.
+        of_artifact: True when every round timed this very file, weights included (a shipped
+            figure); False for the figure of its graph structure timed on another file of the
+            same fingerprint (the untrained screening graph), which can differ in speed.
     """
 
     median_ms: float
@@ -136,6 +139,7 @@ class LatencyResult:
     ci_high_ms: float | None = None
     windows: tuple[tuple[float, float], ...] = ()
     round_medians_ms: tuple[float, ...] = ()
+    of_artifact: bool = False
 
     def label(self) -> str:
         """Human label of where the figure comes from (says FAKE, EMULATED, PREDICTED when so)."""

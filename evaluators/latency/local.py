@@ -46,7 +46,7 @@ class LocalLatencyBackend:
     def add_round(
         self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings
     ) -> LatencyResult:
-        """One fresh round only (what a cached figure gains for every trained candidate)."""
+        """One fresh round only (what a cached figure gains when its file is measured again)."""
         return self._measure(artifact, input_shape, settings, 1)
 
     def _measure(

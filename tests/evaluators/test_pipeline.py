@@ -61,13 +61,34 @@ def test_feasible_trial_reports_the_artifacts_own_figures(tiny_dataset, tmp_path
     low, high = metrics.intervals["accuracy"]
     assert low <= metrics.accuracy <= high and "fairness.spd" in metrics.intervals
     assert outcome.screen_fingerprint_matched
-    assert metrics.latency.rounds == outcome.screen.latency.rounds + 1, "the screening figure gains a fresh round"
+    shipped, screened = metrics.latency, outcome.screen.latency
+    assert shipped.of_artifact and not screened.of_artifact, "the shipped figure is the file's own"
+    assert shipped.rounds >= ctx.latency_settings.min_rounds and shipped.ci_low_ms is not None
+    assert not set(shipped.round_medians_ms) & set(screened.round_medians_ms), "no screening round is reused"
     assert metrics.fingerprint == outcome.screen.fingerprint
     assert metrics.params > 0 and metrics.macs > 0 and len(metrics.artifact_sha256) == 64
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(artifact)).graph.node}
     assert "QuantizeLinear" in ops, "int8_static must ship a quantized graph"
+
+
+def test_a_shipped_figure_is_the_files_own_and_other_weights_are_measured_apart(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from evaluators.pipeline import calibration_batches, compressed_architecture, measure_latency, write_artifact
+
+    ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
+    calibration = calibration_batches(tiny_dataset, CANDIDATE.resolution, 4, 0)
+    files = [write_artifact(compressed_architecture(CANDIDATE, tiny_dataset.num_classes, seed), CANDIDATE,
+                            tmp_path / f"seed{seed}", calibration) for seed in (0, 1)]
+    (graph_a, screened), (graph_b, _) = (measure_latency(f, CANDIDATE, ctx) for f in files)
+    assert graph_a == graph_b and ctx.latency_cache.count() == 1, "one structure: one screening figure"
+    (_, first), (_, other) = (measure_latency(f, CANDIDATE, ctx, shipped=True) for f in files)
+    assert ctx.latency_cache.count() == 3, "each shipped file gets its own figure, apart from the screen"
+    assert first.of_artifact and other.of_artifact and not screened.of_artifact
+    assert first.rounds >= ctx.latency_settings.min_rounds
+    _, again = measure_latency(files[0], CANDIDATE, ctx, shipped=True)
+    assert again.rounds == first.rounds + 1, "the same bytes measured again gain one fresh round"
+    assert again.round_medians_ms[:first.rounds] == first.round_medians_ms
 
 
 def test_a_promoted_rung_continues_from_its_checkpoint(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +108,9 @@ def test_a_promoted_rung_continues_from_its_checkpoint(tiny_dataset, tmp_path: P
     assert second.screen is None and second.metrics is not None and second.metrics.epochs == 2
     assert "prune_finetune" not in second.stage_seconds, "a pruned checkpoint is trained on, not pruned again"
     assert second.checkpoint is not None and second.checkpoint.rung == 1
-    assert second.metrics.latency.rounds > first.metrics.latency.rounds, "the top rung adds a fresh round"
+    assert first.metrics is not None and not first.metrics.latency.of_artifact, "a lower rung reuses the screen"
+    assert first.metrics.latency.round_medians_ms == first.screen.latency.round_medians_ms
+    assert second.metrics.latency.of_artifact, "the top rung measures the file it ships"
     assert second.train_windows and all(start <= end for start, end in second.train_windows)
 
 
