@@ -19,6 +19,11 @@ inside the first measurement's 95 % CI (target >= 80 %), the median and largest 
 of the two medians, and the CI half-widths (relative to the median) of both passes; with
 ``--run``, also the share of second medians inside the CI the search stored for the trial.
 
+``--screening-graphs`` (with ``--run``): also rebuild each trained artifact's untrained screening
+graph (same candidate, seed 0: the same graph fingerprint, other weights) and time the two files
+interleaved ``--repeats`` times: the trained / untrained ratio says whether a screening figure
+could stand for the shipped file (it cannot for every graph: weight values change speed).
+
 ``--quick``: 3 artifacts at 64 px, no gap. Writes ``<out>/latency_repeatability[_quick].{md,json}``.
 """
 
@@ -199,6 +204,46 @@ def report(artifacts: Sequence[Artifact], first: dict[int, Measurement], second:
     return table + "\n\n" + "\n".join(lines)
 
 
+def screening_graph_ratios(artifacts: Sequence[Artifact], run_dir: Path, work: Path,
+                           repeats: int) -> tuple[str, list[dict[str, Any]]]:
+    """Trained file against its rebuilt untrained screening graph, timed interleaved ``repeats`` times."""
+    from evaluators.contracts import LatencySettings
+    from evaluators.data import load_dataset
+    from evaluators.fingerprint import graph_fingerprint
+    from evaluators.latency import make_latency_backend
+    from evaluators.pipeline import calibration_batches, compressed_architecture, write_artifact
+    from spaces.candidate import Candidate
+
+    data = next((run_dir / "data").glob("esfair-*"))
+    dataset = load_dataset(str(data), cache_root=work / "data", seed=0)
+    backend, settings = make_latency_backend("local"), LatencySettings(threads=1, batch=1)
+    study = open_study(run_dir, "esfair")
+    params = {f"#{t.number}": t.user_attrs[attrs.CANDIDATE] for t in study.get_trials(deepcopy=False)
+              if attrs.CANDIDATE in t.user_attrs}
+    rows, records = [], []
+    for artifact in artifacts:
+        candidate = Candidate.from_params(params[artifact.name])
+        model = compressed_architecture(candidate, dataset.num_classes, seed=0)
+        calibration = calibration_batches(dataset, candidate.resolution, 16, 0)
+        untrained = write_artifact(model, candidate, work / "screening" / artifact.name.lstrip("#"), calibration)
+        same = graph_fingerprint(untrained) == graph_fingerprint(artifact.path)
+        shape = (1, 3, candidate.resolution, candidate.resolution)
+        ratios = []
+        for _ in range(repeats):
+            trained_ms = backend.measure(artifact.path, shape, settings).median_ms
+            ratios.append(trained_ms / backend.measure(untrained, shape, settings).median_ms)
+        ratio = statistics.median(ratios)
+        print(f"  {artifact.name:<5} trained / screening graph {ratio:.3f} ({min(ratios):.3f}-{max(ratios):.3f})",
+              flush=True)
+        rows.append([artifact.name, artifact.candidate, "yes" if same else "NO", f"{ratio:.3f}",
+                     f"{min(ratios):.3f}-{max(ratios):.3f}"])
+        records.append({"artifact": artifact.name, "same_fingerprint": same, "ratios": ratios})
+    off = sum(1 for r in records if abs(statistics.median(r["ratios"]) - 1.0) > 0.10)
+    table = format_table(["artifact", "candidate", "same fingerprint", "trained / screening", "range"], rows)
+    return (f"{table}\n\n{off} of {len(records)} trained files ran more than 10 % apart from their untrained "
+            f"screening graph ({repeats} interleaved repeats each)"), records
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line arguments."""
     p = bench_parser(__doc__, "3 artifacts at 64 px, no gap")
@@ -206,6 +251,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gap", type=float, default=60.0, help="seconds between the two passes (default 60)")
     p.add_argument("--run", type=Path, help="a finished run folder (--out of the launcher): measure its artifacts")
     p.add_argument("--study", default="esfair", help="study name in --run (default esfair)")
+    p.add_argument("--screening-graphs", action="store_true",
+                   help="with --run: time each trained file against its rebuilt untrained screening graph")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats for --screening-graphs (default 3)")
     return p.parse_args(argv)
 
 
@@ -230,8 +278,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     second = measure_all(artifacts, order, "2nd")
     figures = summary(artifacts, first, second)
     text = report(artifacts, first, second, figures, gap)
+    screening: list[dict[str, Any]] = []
+    if args.run and args.screening_graphs:
+        print("trained files against their untrained screening graphs:", flush=True)
+        section, screening = screening_graph_ratios(artifacts, args.run.resolve(), work, args.repeats)
+        text += "\n\n## Trained file against its untrained screening graph\n\n" + section
     print(f"\n{text}\n")
     write_outputs(out, name, text, {
+        "screening_graphs": screening,
         "figures": figures, "gap_s": gap, "source": str(args.run) if args.run else "sampled esfair candidates",
         "artifacts": [{**dataclasses.asdict(a), "path": str(a.path), "first": dataclasses.asdict(first[i]),
                        "second": dataclasses.asdict(second[i])} for i, a in enumerate(artifacts)],

@@ -18,9 +18,9 @@ A rung job (:class:`RungJob`) is the unit a search schedules:
 4. Latency of the artifact. Below the top rung: the screening figure of the same graph
    fingerprint from the cache (it ranks candidates for promotion). At the top rung: the shipped
    file itself is measured (rounds of fresh sessions until the median's CI is within the target),
-   keyed in the cache by its structure *and* its bytes. Weights change speed: fp16 LCNets ran
-   24 % faster trained than their untrained screening graph of the same fingerprint (denormal
-   values), so a shipped figure never borrows the screening graph's rounds.
+   keyed in the cache by its structure *and* its bytes. Weight values change speed: fp16 LCNets
+   ran 24 % faster trained than their untrained screening graphs of the same fingerprint, so a
+   shipped figure never borrows the screening graph's rounds.
 """
 
 from __future__ import annotations
