@@ -102,17 +102,22 @@ def sampled_candidates(count: int, seed: int, resolution: int | None) -> list[An
 def built_artifacts(count: int, out: Path, work: Path, resolution: int | None) -> list[Artifact]:
     """Untrained artifacts of sampled candidates, written as the search's screen writes them."""
     from evaluators.data import load_dataset
-    from evaluators.pipeline import calibration_batches, compressed_architecture, write_artifact
 
     data = embedded_data(out, counts=CALIBRATION_COUNTS)
     dataset = load_dataset(str(data), cache_root=work / "data", seed=0)
     out = []
     for i, candidate in enumerate(sampled_candidates(count, 0, resolution)):
-        model = compressed_architecture(candidate, dataset.num_classes, seed=0)
-        calibration = calibration_batches(dataset, candidate.resolution, 16, 0)
-        path = write_artifact(model, candidate, work / "artifacts" / f"candidate_{i}", calibration)
+        path = untrained_artifact(candidate, dataset, work / "artifacts" / f"candidate_{i}")
         out.append(Artifact(f"c{i}", path, candidate.resolution, candidate.describe()))
     return out
+
+
+def untrained_artifact(candidate: Any, dataset: Any, folder: Path) -> Path:
+    """``candidate``'s untrained graph written as the search's screen writes it (seed 0, 16 calibration images)."""
+    from evaluators.pipeline import calibration_batches, compressed_architecture, write_artifact
+
+    model = compressed_architecture(candidate, dataset.num_classes, seed=0)
+    return write_artifact(model, candidate, folder, calibration_batches(dataset, candidate.resolution, 16, 0))
 
 
 def run_artifacts(run_dir: Path, study_name: str, count: int) -> list[Artifact]:
@@ -204,28 +209,25 @@ def report(artifacts: Sequence[Artifact], first: dict[int, Measurement], second:
     return table + "\n\n" + "\n".join(lines)
 
 
-def screening_graph_ratios(artifacts: Sequence[Artifact], run_dir: Path, work: Path,
+def screening_graph_ratios(artifacts: Sequence[Artifact], run_dir: Path, study_name: str, work: Path,
                            repeats: int) -> tuple[str, list[dict[str, Any]]]:
     """Trained file against its rebuilt untrained screening graph, timed interleaved ``repeats`` times."""
     from evaluators.contracts import LatencySettings
     from evaluators.data import load_dataset
     from evaluators.fingerprint import graph_fingerprint
     from evaluators.latency import make_latency_backend
-    from evaluators.pipeline import calibration_batches, compressed_architecture, write_artifact
     from spaces.candidate import Candidate
 
     data = next((run_dir / "data").glob("esfair-*"))
     dataset = load_dataset(str(data), cache_root=work / "data", seed=0)
     backend, settings = make_latency_backend("local"), LatencySettings(threads=1, batch=1)
-    study = open_study(run_dir, "esfair")
+    study = open_study(run_dir, study_name)
     params = {f"#{t.number}": t.user_attrs[attrs.CANDIDATE] for t in study.get_trials(deepcopy=False)
               if attrs.CANDIDATE in t.user_attrs}
     rows, records = [], []
     for artifact in artifacts:
         candidate = Candidate.from_params(params[artifact.name])
-        model = compressed_architecture(candidate, dataset.num_classes, seed=0)
-        calibration = calibration_batches(dataset, candidate.resolution, 16, 0)
-        untrained = write_artifact(model, candidate, work / "screening" / artifact.name.lstrip("#"), calibration)
+        untrained = untrained_artifact(candidate, dataset, work / "screening" / artifact.name.lstrip("#"))
         same = graph_fingerprint(untrained) == graph_fingerprint(artifact.path)
         shape = (1, 3, candidate.resolution, candidate.resolution)
         ratios = []
@@ -281,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     screening: list[dict[str, Any]] = []
     if args.run and args.screening_graphs:
         print("trained files against their untrained screening graphs:", flush=True)
-        section, screening = screening_graph_ratios(artifacts, args.run.resolve(), work, args.repeats)
+        section, screening = screening_graph_ratios(artifacts, args.run.resolve(), args.study, work, args.repeats)
         text += "\n\n## Trained file against its untrained screening graph\n\n" + section
     print(f"\n{text}\n")
     write_outputs(out, name, text, {

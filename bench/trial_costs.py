@@ -20,8 +20,9 @@ How the savings are estimated (:func:`savings`):
 * **Latency cache.** Every latency call (one per screen, one per rung job) that the cache answered
   saved a measurement; a top-rung job measures its shipped file in full (a fresh round only when
   the same bytes were measured before). The calls come from the trials, the measurements
-  actually made from the cache's table (rounds stored together by one call), and what a measurement and a round cost here is
-  timed on the study's own artifacts (:func:`measurement_seconds`).
+  actually made from the cache's table (rounds stored together by one call), and what a
+  measurement and a round cost here is timed on the study's own artifacts
+  (:func:`measurement_seconds`).
 * A share is ``saved / (run wall-clock + saved)``: the part of the run that would have been spent
   without the feature.
 

@@ -280,21 +280,22 @@ def write_artifact(model: Any, candidate: Candidate, out_dir: Path, calibration:
 
 
 def measure_latency(
-    artifact: Path, candidate: Candidate, ctx: TrialContext, *, shipped: bool = False,
+    artifact: Path, candidate: Candidate, ctx: TrialContext, *, shipped_sha256: str | None = None,
 ) -> tuple[str, LatencyResult]:
     """Graph fingerprint of ``artifact`` and its latency.
 
-    Without ``shipped`` the figure of the same fingerprint, backend, device and settings is reused
-    from the cache (one graph structure, whatever its weights). With ``shipped`` the figure is the
-    file's own: cached under :func:`shipped_latency_key` (structure and bytes), measured in full
-    when the file is new and given one fresh round when it was measured before (a resumed job
-    that wrote the same bytes), so its ``of_artifact`` is True.
+    Without ``shipped_sha256`` the figure of the same fingerprint, backend, device and settings is
+    reused from the cache (one graph structure, whatever its weights). With it (the sha256 of
+    ``artifact``, which the caller has already computed) the figure is the file's own: cached
+    under :func:`shipped_latency_key` (structure and bytes), measured in full when the file is new
+    and given one fresh round when it was measured before (a resumed job that wrote the same
+    bytes), so its ``of_artifact`` is True.
     """
     from evaluators.fingerprint import graph_fingerprint
-    from evaluators.hashing import sha256_file
 
     fingerprint = graph_fingerprint(artifact)
-    key = shipped_latency_key(fingerprint, sha256_file(artifact)) if shipped else fingerprint
+    shipped = shipped_sha256 is not None
+    key = shipped_latency_key(fingerprint, shipped_sha256) if shipped_sha256 is not None else fingerprint
     backend, settings, cache = ctx.latency_backend, ctx.latency_settings, ctx.latency_cache
     cached = cache.get(key, backend.name, backend.device_tag, settings) if cache is not None else None
     if cached is not None and not shipped:
@@ -496,15 +497,17 @@ def run_rung(
         evaluation = evaluate_artifact(artifact, ctx.dataset, "val", candidate.resolution,
                                        minority_group=ctx.minority_group, threads=ctx.eval_threads,
                                        batch=ctx.eval_batch)
+    artifact_sha256 = sha256_file(artifact)
     with clock("latency"):
-        fingerprint, latency = measure_latency(artifact, candidate, ctx, shipped=job.final)
+        fingerprint, latency = measure_latency(artifact, candidate, ctx,
+                                               shipped_sha256=artifact_sha256 if job.final else None)
     figures = evaluation.figures
     metrics = Metrics(
         accuracy=figures.accuracy, per_group_accuracy=figures.per_group_accuracy,
         group_counts=figures.group_counts, fairness=figures.fairness, scores={},
         confusion_matrix=figures.confusion_matrix, class_names=list(ctx.dataset.class_names),
         latency=latency, size_bytes=artifact.stat().st_size, params=params, macs=macs,
-        artifact_path=str(artifact), artifact_sha256=sha256_file(artifact), fingerprint=fingerprint,
+        artifact_path=str(artifact), artifact_sha256=artifact_sha256, fingerprint=fingerprint,
         split="val", stage_seconds=dict(clock.seconds),
         intervals=figure_intervals(evaluation, ctx.dataset, seed=ctx.seed),
         eval_batch=evaluation.batch, epochs=job.epochs,

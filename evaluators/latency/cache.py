@@ -5,8 +5,9 @@ candidate's rung jobs below the top reuse its screening figure) or, for a shippe
 its fingerprint and its bytes (``evaluators.pipeline.shipped_latency_key``: weights change speed,
 so a shipped figure is the file's own). A key measured again gains rounds, so its figure (the
 aggregate of all its rounds) grows more precise and spans more time. Rounds are rows, only ever
-inserted, so concurrent workers never overwrite each other. The table lives in the study's database beside Optuna's, so
-every process of a study (and every study in the database) shares it, and a restart loses nothing.
+inserted, so concurrent workers never overwrite each other. The table lives in the study's
+database beside Optuna's, so every process of a study (and every study in the database) shares
+it, and a restart loses nothing.
 """
 
 from __future__ import annotations

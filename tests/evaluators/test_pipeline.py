@@ -74,6 +74,7 @@ def test_feasible_trial_reports_the_artifacts_own_figures(tiny_dataset, tmp_path
 
 
 def test_a_shipped_figure_is_the_files_own_and_other_weights_are_measured_apart(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from evaluators.hashing import sha256_file
     from evaluators.pipeline import calibration_batches, compressed_architecture, measure_latency, write_artifact
 
     ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
@@ -82,11 +83,11 @@ def test_a_shipped_figure_is_the_files_own_and_other_weights_are_measured_apart(
                             tmp_path / f"seed{seed}", calibration) for seed in (0, 1)]
     (graph_a, screened), (graph_b, _) = (measure_latency(f, CANDIDATE, ctx) for f in files)
     assert graph_a == graph_b and ctx.latency_cache.count() == 1, "one structure: one screening figure"
-    (_, first), (_, other) = (measure_latency(f, CANDIDATE, ctx, shipped=True) for f in files)
+    (_, first), (_, other) = (measure_latency(f, CANDIDATE, ctx, shipped_sha256=sha256_file(f)) for f in files)
     assert ctx.latency_cache.count() == 3, "each shipped file gets its own figure, apart from the screen"
     assert first.of_artifact and other.of_artifact and not screened.of_artifact
     assert first.rounds >= ctx.latency_settings.min_rounds
-    _, again = measure_latency(files[0], CANDIDATE, ctx, shipped=True)
+    _, again = measure_latency(files[0], CANDIDATE, ctx, shipped_sha256=sha256_file(files[0]))
     assert again.rounds == first.rounds + 1, "the same bytes measured again gain one fresh round"
     assert again.round_medians_ms[:first.rounds] == first.round_medians_ms
 
