@@ -19,6 +19,12 @@ inside the first measurement's 95 % CI (target >= 80 %), the median and largest 
 of the two medians, and the CI half-widths (relative to the median) of both passes; with
 ``--run``, also the share of second medians inside the CI the search stored for the trial.
 
+Every figure is given twice, side by side: **normalised** (what the search stores: each round
+divided by the reference graph's round timed just before it, at one baseline, see
+``evaluators.latency.normalise``; the baseline is the run's cache baseline with ``--run``, else the
+median of the first pass's reference rounds) and **raw** (the round medians as timed, the CI over
+them).
+
 ``--screening-graphs`` (with ``--run``): also rebuild each trained artifact's untrained screening
 graph (same candidate, seed 0: the same graph fingerprint, other weights) and time the two files
 interleaved ``--repeats`` times: the trained / untrained ratio says whether a screening figure
@@ -80,6 +86,33 @@ class Measurement:
         return self.ci_low_ms is not None and self.ci_high_ms is not None and self.ci_low_ms <= value <= self.ci_high_ms
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A backend's result for one artifact and the seconds the measurement took."""
+
+    result: Any
+    seconds: float
+
+    def raw(self) -> Measurement:
+        """The figure as timed: median and CI of the raw round medians."""
+        from evaluators.latency.benchmark import median_ci
+
+        rounds = self.result.raw_round_medians_ms or self.result.round_medians_ms
+        low, high = median_ci(rounds)
+        median = statistics.median(rounds)
+        return Measurement(median, low, high, None if low is None else (high - low) / 2 / median, len(rounds),
+                           self.seconds)
+
+    def normalised(self, baseline_ms: float | None) -> Measurement:
+        """The figure normalised to ``baseline_ms`` (the raw figure when no reference was timed)."""
+        from evaluators.latency.normalise import normalise
+
+        if baseline_ms is None or not self.result.reference_round_ms:
+            return self.raw()
+        r = normalise(self.result, baseline_ms)
+        return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds)
+
+
 def sampled_candidates(count: int, seed: int, resolution: int | None) -> list[Any]:
     """``count`` esfair candidates drawn by Optuna's random sampler (``resolution`` fixed when given)."""
     import optuna
@@ -132,15 +165,14 @@ def run_artifacts(run_dir: Path, study_name: str, count: int) -> list[Artifact]:
     return out
 
 
-def measure(backend: Any, artifact: Artifact, settings: Any) -> Measurement:
+def measure(backend: Any, artifact: Artifact, settings: Any) -> Timed:
     """One measurement of ``artifact`` by ``backend`` with ``settings``."""
     start = time.perf_counter()
     result = backend.measure(artifact.path, (1, 3, artifact.resolution, artifact.resolution), settings)
-    return Measurement(result.median_ms, result.ci_low_ms, result.ci_high_ms, result.ci_half_width, result.rounds,
-                       time.perf_counter() - start)
+    return Timed(result, time.perf_counter() - start)
 
 
-def measure_all(artifacts: Sequence[Artifact], order: Sequence[int], label: str) -> dict[int, Measurement]:
+def measure_all(artifacts: Sequence[Artifact], order: Sequence[int], label: str) -> dict[int, Timed]:
     """Measure ``artifacts`` in ``order`` as the search does (local backend, the launcher's settings)."""
     from evaluators.contracts import LatencySettings
     from evaluators.latency import make_latency_backend
@@ -149,10 +181,29 @@ def measure_all(artifacts: Sequence[Artifact], order: Sequence[int], label: str)
     out = {}
     for i in order:
         out[i] = measure(backend, artifacts[i], settings)
-        m = out[i]
-        print(f"  {label} {artifacts[i].name:<5} {m.median_ms:8.3f} ms, CI +-{(m.half_width or 0):.1%}, "
-              f"{m.rounds} rounds, {m.seconds:.1f} s", flush=True)
+        m, slowdown = out[i].raw(), out[i].result.host_slowdown
+        host = "" if slowdown is None else f", host at {slowdown:.2f}x its own reference median"
+        print(f"  {label} {artifacts[i].name:<5} {m.median_ms:8.3f} ms raw, CI +-{(m.half_width or 0):.1%}, "
+              f"{m.rounds} rounds, {m.seconds:.1f} s{host}", flush=True)
     return out
+
+
+def run_baseline(run_dir: Path) -> float | None:
+    """The host's typical reference median stored in the run's latency cache (local backend, the
+    launcher's settings), or None (a run without reference rounds)."""
+    from evaluators.contracts import LatencySettings
+    from evaluators.db import make_engine
+    from evaluators.latency.cache import LatencyCache
+    from evaluators.latency.reference import reference_id
+
+    cache = LatencyCache(make_engine(f"sqlite:///{run_dir / 'hwsearch.db'}"))
+    return cache.baseline(reference_id(), "local", "local", LatencySettings(threads=1, batch=1))
+
+
+def pass_baseline(first: dict[int, Timed]) -> float | None:
+    """The median of every reference round of the first pass (None without reference rounds)."""
+    rounds = [r for t in first.values() for r in t.result.reference_round_ms]
+    return statistics.median(rounds) if rounds else None
 
 
 def stored_contains(stored: dict[str, Any] | None, value: float) -> bool | None:
@@ -181,31 +232,36 @@ def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
     }
 
 
-def report(artifacts: Sequence[Artifact], first: dict[int, Measurement], second: dict[int, Measurement],
-           figures: dict[str, Any], gap_s: float) -> str:
-    """The per-artifact table and the summary lines."""
+def report(artifacts: Sequence[Artifact], passes: dict[str, tuple[dict[int, Measurement], dict[int, Measurement]]],
+           figures: dict[str, dict[str, Any]], gap_s: float, baseline_ms: float | None) -> str:
+    """The per-artifact table (normalised and raw) and the summary lines of both."""
+    (nf, ns), (rf, rs) = passes["normalised"], passes["raw"]
     rows = []
     for i, a in enumerate(artifacts):
-        f, s = first[i], second[i]
-        ci = "-" if f.ci_low_ms is None else f"{f.ci_low_ms:.3f}-{f.ci_high_ms:.3f}"
-        rows.append([a.name, a.candidate, f"{f.median_ms:.3f}", ci, f"{(f.half_width or 0):.1%}", f.rounds,
-                     f"{s.median_ms:.3f}", f"{(s.half_width or 0):.1%}", f"{s.median_ms / f.median_ms:.3f}",
-                     "yes" if f.contains(s.median_ms) else "NO"])
-    table = format_table(["artifact", "candidate", "1st ms", "1st 95% CI", "+-", "rounds", "2nd ms", "+-",
-                          "2nd/1st", "inside"], rows)
-    verdict = "meets" if figures["inside_share"] >= TARGET_INSIDE else "FALLS SHORT of"
+        ci = "-" if nf[i].ci_low_ms is None else f"{nf[i].ci_low_ms:.3f}-{nf[i].ci_high_ms:.3f}"
+        rows.append([a.name, a.candidate, f"{nf[i].median_ms:.3f}", ci, f"{(nf[i].half_width or 0):.1%}",
+                     f"{ns[i].median_ms:.3f}", "yes" if nf[i].contains(ns[i].median_ms) else "NO",
+                     f"{rf[i].median_ms:.3f}", f"{rs[i].median_ms:.3f}",
+                     "yes" if rf[i].contains(rs[i].median_ms) else "NO"])
+    table = format_table(["artifact", "candidate", "1st ms", "1st 95% CI", "+-", "2nd ms", "inside",
+                          "raw 1st", "raw 2nd", "raw inside"], rows)
+    norm, raw = figures["normalised"], figures["raw"]
+    verdict = "meets" if norm["inside_share"] >= TARGET_INSIDE else "FALLS SHORT of"
+    where = "none: no reference rounds" if baseline_ms is None else f"{baseline_ms:.4f} ms"
     lines = [
-        f"second medians inside the first measurement's 95 % CI: **{figures['inside']}/{figures['artifacts']} = "
-        f"{figures['inside_share']:.0%}** ({verdict} the target of {TARGET_INSIDE:.0%}); second pass {gap_s:g} s "
-        "after the first, in a shuffled order",
-        f"|2nd/1st - 1|: median {figures['median_abs_ratio_error']:.1%}, largest {figures['max_abs_ratio_error']:.1%}",
-        f"CI half-widths (relative): median {figures['median_half_width']:.1%}, largest "
-        f"{figures['max_half_width']:.1%}; {figures['not_precise']} of {figures['measurements']} measurements "
-        "stopped (12 rounds or 8 s) before reaching +-5 %",
+        f"second medians inside the first measurement's 95 % CI: **normalised {norm['inside']}/{norm['artifacts']} = "
+        f"{norm['inside_share']:.0%}** ({verdict} the target of {TARGET_INSIDE:.0%}); raw {raw['inside']}/"
+        f"{raw['artifacts']} = {raw['inside_share']:.0%}; second pass {gap_s:g} s after the first, in a shuffled "
+        f"order; reference baseline {where}",
     ]
-    if figures["with_stored_ci"]:
-        lines.append(f"second medians inside the CI the search stored: {figures['inside_stored_share']:.0%} of "
-                     f"{figures['with_stored_ci']}")
+    for label, f in (("normalised", norm), ("raw", raw)):
+        lines.append(
+            f"{label}: |2nd/1st - 1| median {f['median_abs_ratio_error']:.1%}, largest {f['max_abs_ratio_error']:.1%}; "
+            f"CI half-widths median {f['median_half_width']:.1%}, largest {f['max_half_width']:.1%}, "
+            f"{f['not_precise']} of {f['measurements']} wider than +-5 %")
+        if f["with_stored_ci"]:
+            lines.append(f"{label}: second medians inside the CI the search stored: {f['inside_stored_share']:.0%} "
+                         f"of {f['with_stored_ci']}")
     return table + "\n\n" + "\n".join(lines)
 
 
@@ -278,8 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = list(range(len(artifacts)))
     random.Random(0).shuffle(order)
     second = measure_all(artifacts, order, "2nd")
-    figures = summary(artifacts, first, second)
-    text = report(artifacts, first, second, figures, gap)
+    baseline = (run_baseline(args.run.resolve()) if args.run else None) or pass_baseline(first)
+    passes = {
+        "normalised": ({i: t.normalised(baseline) for i, t in first.items()},
+                       {i: t.normalised(baseline) for i, t in second.items()}),
+        "raw": ({i: t.raw() for i, t in first.items()}, {i: t.raw() for i, t in second.items()}),
+    }
+    figures = {label: summary(artifacts, *pair) for label, pair in passes.items()}
+    text = report(artifacts, passes, figures, gap, baseline)
     screening: list[dict[str, Any]] = []
     if args.run and args.screening_graphs:
         print("trained files against their untrained screening graphs:", flush=True)
@@ -288,9 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{text}\n")
     write_outputs(out, name, text, {
         "screening_graphs": screening,
-        "figures": figures, "gap_s": gap, "source": str(args.run) if args.run else "sampled esfair candidates",
-        "artifacts": [{**dataclasses.asdict(a), "path": str(a.path), "first": dataclasses.asdict(first[i]),
-                       "second": dataclasses.asdict(second[i])} for i, a in enumerate(artifacts)],
+        "figures": figures, "gap_s": gap, "baseline_ms": baseline,
+        "source": str(args.run) if args.run else "sampled esfair candidates",
+        "artifacts": [{**dataclasses.asdict(a), "path": str(a.path),
+                       **{f"{label}_{n}": dataclasses.asdict(pair[k][i]) for label, pair in passes.items()
+                          for k, n in enumerate(("first", "second"))},
+                       "first_result": first[i].result.to_dict(), "second_result": second[i].result.to_dict()}
+                      for i, a in enumerate(artifacts)],
         "wall_s": time.perf_counter() - started,
     })
     return 0

@@ -111,10 +111,19 @@ class LatencyResult:
             or for a computed figure).
         windows: Wall-clock ``(start, end)`` (``time.time()``) of every round this process timed,
             so a reader can check that no training ran at the same time.
-        round_medians_ms: The median of each round.
+        round_medians_ms: The median of each round, normalised to the host's typical speed when
+            a reference graph was timed beside it (:mod:`evaluators.latency.normalise`); the
+            figure and its CI are computed from these.
         of_artifact: True when every round timed this very file, weights included (a shipped
             figure); False for the figure of its graph structure timed on another file of the
             same fingerprint (the untrained screening graph), which can differ in speed.
+        raw_round_medians_ms: Each round's median as timed (empty: not normalised, equal to
+            ``round_medians_ms``).
+        reference_round_ms: The reference graph's median in the round timed just before each
+            round (empty: no reference was timed).
+        reference: Id of the reference graph (:func:`evaluators.latency.reference.reference_id`).
+        baseline_ms: The host's typical reference median the figure is normalised to.
+        raw_median_ms: Median of the raw round medians (what was timed, before normalising).
     """
 
     median_ms: float
@@ -140,6 +149,11 @@ class LatencyResult:
     windows: tuple[tuple[float, float], ...] = ()
     round_medians_ms: tuple[float, ...] = ()
     of_artifact: bool = False
+    raw_round_medians_ms: tuple[float, ...] = ()
+    reference_round_ms: tuple[float, ...] = ()
+    reference: str | None = None
+    baseline_ms: float | None = None
+    raw_median_ms: float | None = None
 
     def label(self) -> str:
         """Human label of where the figure comes from (says FAKE, EMULATED, PREDICTED when so)."""
@@ -150,7 +164,20 @@ class LatencyResult:
             text = f"EMULATED latency (not the device's speed): {text}"
         elif self.source == "predicted":
             text = f"PREDICTED latency (not measured): {text}"
+        if self.host_slowdown is not None:
+            text = f"{text} (normalised to the host's typical speed; it ran at {self.host_slowdown:.2f}x that)"
         return f"{text} (measured under load)" if self.under_load else text
+
+    @property
+    def host_slowdown(self) -> float | None:
+        """How slow the host ran while this figure's rounds were timed, relative to its typical speed
+        (the reference's median over the baseline: 1.2 = 20 % slower); ``None`` when not normalised."""
+        if not self.reference_round_ms or not self.baseline_ms:
+            return None
+        ordered = sorted(self.reference_round_ms)
+        middle = len(ordered) // 2
+        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return median / self.baseline_ms
 
     @property
     def ci_half_width(self) -> float | None:
@@ -171,7 +198,8 @@ class LatencyResult:
         names = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in data.items() if k in names}
         kept["windows"] = tuple(tuple(float(x) for x in w) for w in kept.get("windows") or ())
-        kept["round_medians_ms"] = tuple(float(x) for x in kept.get("round_medians_ms") or ())
+        for name in ("round_medians_ms", "raw_round_medians_ms", "reference_round_ms"):
+            kept[name] = tuple(float(x) for x in kept.get(name) or ())
         return cls(**kept)
 
 

@@ -6,6 +6,7 @@ Only ONNX files are ever loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -25,7 +26,9 @@ class BenchmarkTimes:
     """Raw timings of one benchmark, in milliseconds, plus the peak memory it saw.
 
     Invariants: ``round_medians`` has one entry per round, ``times_ms`` holds every timed run of
-    every round, ``windows`` the wall-clock ``(start, end)`` of each round.
+    every round, ``windows`` the wall-clock ``(start, end)`` of each round (the reference's round
+    included); ``reference_medians`` is empty or has one entry per round: the reference graph's
+    median in the round timed just before it.
     """
 
     times_ms: list[float]
@@ -33,6 +36,7 @@ class BenchmarkTimes:
     runtime: str
     round_medians: list[float] = field(default_factory=list)
     windows: list[tuple[float, float]] = field(default_factory=list)
+    reference_medians: list[float] = field(default_factory=list)
 
     def stats(self) -> dict[str, float | int]:
         """median/p90/mean/std/min in ms and ``n``; the median is the median of the round medians."""
@@ -48,10 +52,12 @@ class BenchmarkTimes:
         }
 
     def round_stats(self) -> dict[str, object]:
-        """The rounds: their count, medians, the CI of the median and the timing windows."""
+        """The rounds: their count, raw medians, the CI of the median, the timing windows and the
+        paired reference medians (normalise with :func:`evaluators.latency.normalise.normalise`)."""
         low, high = median_ci(self.round_medians)
         return {"rounds": len(self.round_medians), "round_medians_ms": tuple(self.round_medians),
-                "ci_low_ms": low, "ci_high_ms": high, "windows": tuple(self.windows)}
+                "ci_low_ms": low, "ci_high_ms": high, "windows": tuple(self.windows),
+                "reference_round_ms": tuple(self.reference_medians)}
 
 
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -122,6 +128,7 @@ def _one_round(artifact: Path, feed_shape: tuple[int, ...], settings: LatencySet
 
 def run_benchmark(
     artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings, *, rounds: int | None = None,
+    reference: tuple[Path, tuple[int, ...]] | None = None,
 ) -> BenchmarkTimes:
     """Time ``artifact`` with onnxruntime on random input of ``input_shape``, in rounds.
 
@@ -132,8 +139,13 @@ def run_benchmark(
     ``max_rounds`` rounds or ``max_time_s`` seconds are spent. One intra-op pool of
     ``settings.threads``, sequential execution.
 
+    With a ``reference`` (graph file, input shape), every round of the artifact follows a round
+    of the reference (half the minimum time), and the precision target applies to the artifact /
+    reference ratios: the host's drift between rounds does not count as imprecision.
+
     Args:
         rounds: Exactly this many rounds (e.g. 1 to add a fresh round to a cached figure).
+        reference: The reference graph and its input shape (:mod:`evaluators.latency.reference`).
 
     Raises:
         onnxruntime's exceptions for files it cannot load or run (callers turn them into
@@ -145,21 +157,28 @@ def run_benchmark(
     times: list[float] = []
     medians: list[float] = []
     windows: list[tuple[float, float]] = []
+    references: list[float] = []
+    reference_settings = dataclasses.replace(settings, min_time_s=settings.min_time_s / 2)
     began = time.perf_counter()
     wanted_min = rounds if rounds is not None else settings.min_rounds
     wanted_max = rounds if rounds is not None else settings.max_rounds
     while len(medians) < wanted_max:
-        round_times, window = _one_round(artifact, shape, settings)
+        started = time.time()
+        if reference is not None:
+            reference_path, reference_shape = reference
+            references.append(float(np.median(_one_round(reference_path, reference_shape, reference_settings)[0])))
+        round_times, (_, ended) = _one_round(artifact, shape, settings)
         times.extend(round_times)
         medians.append(float(np.median(round_times)))
-        windows.append(window)
+        windows.append((started, ended))
         if len(medians) < wanted_min:
             continue
-        low, high = median_ci(medians)
-        precise = low is not None and high is not None and (high - low) / 2 <= settings.target_ci * float(np.median(medians))
+        judged = [m / r for m, r in zip(medians, references)] if references else medians
+        low, high = median_ci(judged)
+        precise = low is not None and high is not None and (high - low) / 2 <= settings.target_ci * float(np.median(judged))
         if precise or time.perf_counter() - began >= settings.max_time_s:
             break
-    return BenchmarkTimes(times, _peak_rss_mb(), f"onnxruntime {ort.__version__}", medians, windows)
+    return BenchmarkTimes(times, _peak_rss_mb(), f"onnxruntime {ort.__version__}", medians, windows, references)
 
 
 def describe_cpu() -> str:

@@ -8,20 +8,30 @@ aggregate of all its rounds) grows more precise and spans more time. Rounds are 
 inserted, so concurrent workers never overwrite each other. The table lives in the study's
 database beside Optuna's, so every process of a study (and every study in the database) shares
 it, and a restart loses nothing.
+
+Drift: a result timed beside the reference graph (:mod:`evaluators.latency.reference`) stores its
+rounds raw, each with the reference median timed just before it, and the reference rounds
+themselves under the reference's id as key. The host's typical speed (:meth:`LatencyCache.baseline`)
+is the median of every stored reference round for the backend, device tag and settings; every
+aggregate is normalised to it (:mod:`evaluators.latency.normalise`), so figures taken in a slow
+minute and in a fast one land on one scale. Rounds stored without a reference count at factor 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from evaluators.contracts import LatencyResult, LatencySettings
 from evaluators.db import Base, session_scope
 from evaluators.latency.benchmark import median_ci
+from evaluators.latency.normalise import normalise
+from evaluators.latency.reference import REFERENCE_PREFIX
 
 
 class LatencyRoundRow(Base):
@@ -50,69 +60,101 @@ class LatencyCache:
     Invariant: :meth:`get` aggregates every round stored for the key: the median of the round
     medians, its 95 % CI over rounds (:func:`evaluators.latency.benchmark.median_ci`), ``n`` the
     total timed runs, ``rounds`` the number of rounds; device, runtime and labels come from the
-    newest round.
+    newest round. Figures are normalised to :meth:`baseline` when their rounds carry reference
+    rounds (the raw aggregate stays in ``raw_round_medians_ms`` and ``raw_median_ms``). Keys that
+    are reference ids hold the reference's own rounds and are not figures (:meth:`count` skips them).
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def get(self, fingerprint: str, backend: str, device_tag: str, settings: LatencySettings) -> LatencyResult | None:
-        """The aggregate of the key's rounds (with ``cached=True``), or None."""
+        """The aggregate of the key's rounds (with ``cached=True``), normalised to the host's baseline, or None."""
         with session_scope(self._engine) as session:
-            rows = session.scalars(
-                select(LatencyRoundRow)
-                .where(LatencyRoundRow.fingerprint == fingerprint, LatencyRoundRow.backend == backend,
-                       LatencyRoundRow.device_tag == device_tag,
-                       LatencyRoundRow.settings_key == settings.cache_key())
-                .order_by(LatencyRoundRow.id)
-            ).all()
+            rows = self._rows(session, fingerprint, backend, device_tag, settings)
             if not rows:
                 return None
-            return dataclasses.replace(_aggregate(rows), cached=True)
+            newest = LatencyResult.from_dict(json.loads(rows[-1].result_json))
+            baseline = (self._baseline(session, newest.reference, backend, device_tag, settings)
+                        if newest.reference else None)
+            return dataclasses.replace(_aggregate(rows, newest, baseline), cached=True)
+
+    def baseline(self, reference: str, backend: str, device_tag: str, settings: LatencySettings) -> float | None:
+        """The host's typical reference median: the median of every stored round of ``reference``
+        for this backend, device tag and settings (None when none is stored)."""
+        with session_scope(self._engine) as session:
+            return self._baseline(session, reference, backend, device_tag, settings)
+
+    @staticmethod
+    def _rows(session: Session, key: str, backend: str, device_tag: str,
+              settings: LatencySettings) -> list[LatencyRoundRow]:
+        return list(session.scalars(
+            select(LatencyRoundRow)
+            .where(LatencyRoundRow.fingerprint == key, LatencyRoundRow.backend == backend,
+                   LatencyRoundRow.device_tag == device_tag,
+                   LatencyRoundRow.settings_key == settings.cache_key())
+            .order_by(LatencyRoundRow.id)
+        ).all())
+
+    def _baseline(self, session: Session, reference: str, backend: str, device_tag: str,
+                  settings: LatencySettings) -> float | None:
+        medians = session.scalars(
+            select(LatencyRoundRow.median_ms)
+            .where(LatencyRoundRow.fingerprint == reference, LatencyRoundRow.backend == backend,
+                   LatencyRoundRow.device_tag == device_tag,
+                   LatencyRoundRow.settings_key == settings.cache_key())).all()
+        return float(np.median(medians)) if medians else None
 
     def add(self, fingerprint: str, settings: LatencySettings, result: LatencyResult) -> LatencyResult:
-        """Store every round of ``result``; returns the key's new aggregate."""
-        medians = result.round_medians_ms or (result.median_ms,)
+        """Store every round of ``result`` (raw, each with its reference round) and its reference
+        rounds; returns the key's new aggregate."""
+        medians = result.raw_round_medians_ms or result.round_medians_ms or (result.median_ms,)
         windows = result.windows or ((0.0, 0.0),) * len(medians)
+        references = result.reference_round_ms if len(result.reference_round_ms) == len(medians) else ()
         now = datetime.now(timezone.utc)
+
+        def row(key: str, single: LatencyResult, n: int) -> LatencyRoundRow:
+            return LatencyRoundRow(
+                fingerprint=key, backend=single.backend, device_tag=single.device_tag,
+                settings_key=settings.cache_key(), median_ms=single.median_ms, p90_ms=single.p90_ms,
+                mean_ms=single.mean_ms, std_ms=single.std_ms, min_ms=single.min_ms, n=n,
+                result_json=json.dumps(single.to_dict()), created_at=now)
+
         with session_scope(self._engine) as session:
-            for median, window in zip(medians, windows):
-                single = dataclasses.replace(result, median_ms=median, rounds=1, round_medians_ms=(median,),
-                                             windows=(tuple(window),) if result.windows else (),
-                                             ci_low_ms=None, ci_high_ms=None, cached=False)
-                session.add(LatencyRoundRow(
-                    fingerprint=fingerprint, backend=result.backend, device_tag=result.device_tag,
-                    settings_key=settings.cache_key(), median_ms=median, p90_ms=result.p90_ms,
-                    mean_ms=result.mean_ms, std_ms=result.std_ms, min_ms=result.min_ms,
-                    n=max(1, result.n // len(medians)), result_json=_json(single), created_at=now,
-                ))
+            for i, (median, window) in enumerate(zip(medians, windows)):
+                single = dataclasses.replace(
+                    result, median_ms=median, rounds=1, round_medians_ms=(median,), raw_round_medians_ms=(),
+                    reference_round_ms=(references[i],) if references else (), baseline_ms=None,
+                    raw_median_ms=None, windows=(tuple(window),) if result.windows else (),
+                    ci_low_ms=None, ci_high_ms=None, cached=False)
+                session.add(row(fingerprint, single, max(1, result.n // len(medians))))
+                if references and result.reference:
+                    ref = references[i]
+                    reference_round = dataclasses.replace(
+                        single, median_ms=ref, p90_ms=ref, mean_ms=ref, std_ms=0.0, min_ms=ref,
+                        round_medians_ms=(ref,), reference_round_ms=(), reference=None, of_artifact=False)
+                    session.add(row(result.reference, reference_round, 1))
         aggregate = self.get(fingerprint, result.backend, result.device_tag, settings)
         assert aggregate is not None
         return dataclasses.replace(aggregate, cached=False, windows=result.windows)
 
     def count(self) -> int:
-        """Number of cached keys."""
+        """Number of cached figures (keys that are not a reference graph's rounds)."""
         with session_scope(self._engine) as session:
             keys = session.execute(select(LatencyRoundRow.fingerprint, LatencyRoundRow.backend,
                                           LatencyRoundRow.device_tag, LatencyRoundRow.settings_key).distinct()).all()
-            return len(keys)
+            return sum(1 for key in keys if not key[0].startswith(REFERENCE_PREFIX))
 
 
-def _json(result: LatencyResult) -> str:
-    import json
-
-    return json.dumps(result.to_dict())
-
-
-def _aggregate(rows: list[LatencyRoundRow]) -> LatencyResult:
-    import json
-
-    newest = LatencyResult.from_dict(json.loads(rows[-1].result_json))
+def _aggregate(rows: list[LatencyRoundRow], newest: LatencyResult, baseline: float | None) -> LatencyResult:
+    """The rows' aggregate; normalised to ``baseline`` when given (rounds of another or no
+    reference count at factor 1)."""
+    singles = [LatencyResult.from_dict(json.loads(r.result_json)) for r in rows]
     medians = [row.median_ms for row in rows]
     counts = np.asarray([row.n for row in rows], dtype=np.float64)
     means = np.asarray([row.mean_ms for row in rows], dtype=np.float64)
     low, high = median_ci(medians)
-    return dataclasses.replace(
+    aggregate = dataclasses.replace(
         newest,
         median_ms=float(np.median(medians)),
         p90_ms=float(np.median([row.p90_ms for row in rows])),
@@ -124,6 +166,16 @@ def _aggregate(rows: list[LatencyRoundRow]) -> LatencyResult:
         round_medians_ms=tuple(medians),
         ci_low_ms=low,
         ci_high_ms=high,
-        under_load=any(LatencyResult.from_dict(json.loads(r.result_json)).under_load for r in rows),
+        under_load=any(single.under_load for single in singles),
         windows=(),
+        raw_round_medians_ms=(),
+        reference_round_ms=(),
+        baseline_ms=None,
+        raw_median_ms=None,
     )
+    if baseline is None or not newest.reference:
+        return aggregate
+    references = tuple(
+        single.reference_round_ms[0] if single.reference == newest.reference and single.reference_round_ms
+        else baseline for single in singles)
+    return normalise(dataclasses.replace(aggregate, reference_round_ms=references), baseline)

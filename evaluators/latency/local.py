@@ -10,13 +10,22 @@ from evaluators.contracts import LatencyResult, LatencySettings
 from evaluators.errors import LatencyError
 from evaluators.latency import register_latency_backend
 from evaluators.latency.benchmark import describe_cpu, pin_to_cores, run_benchmark
+from evaluators.latency.normalise import normalise
+from evaluators.latency.reference import REFERENCE_SHAPE, reference_graph, reference_id
 
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """Settings of the ``local`` backend."""
+    """Settings of the ``local`` backend.
+
+    Attributes:
+        device_tag: Tag of the figures (cache key part).
+        reference: Time the reference graph beside every round and normalise the figure to the
+            host's typical speed (:mod:`evaluators.latency.normalise`).
+    """
 
     device_tag: str = "local"
+    reference: bool = True
 
 
 @register_latency_backend("local", options=LocalOptions, help="onnxruntime on this machine's CPU")
@@ -24,6 +33,10 @@ class LocalLatencyBackend:
     """Benchmarks in this process with pinned intra-op threads (and cores, when asked).
 
     The result's ``device`` is this machine's real CPU description; ``device_tag`` is ``local``.
+    With ``options.reference`` (the default, and ``onnx`` installed to build the graph) each round
+    is paired with a round of the reference graph and the figure is normalised to the speed the
+    host had in this measurement's reference rounds; the latency cache renormalises it to the
+    host's typical speed over every stored reference round.
     """
 
     name = "local"
@@ -32,6 +45,14 @@ class LocalLatencyBackend:
         self.options = options or LocalOptions()
         self.device_tag = self.options.device_tag
         self._device = describe_cpu()
+        self._reference: tuple[Path, tuple[int, ...]] | None = None
+        self._reference_id: str | None = None
+        if self.options.reference:
+            try:
+                self._reference = (reference_graph(), REFERENCE_SHAPE)
+                self._reference_id = reference_id()
+            except ImportError:
+                self._reference = None
 
     def measure(
         self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings
@@ -55,14 +76,15 @@ class LocalLatencyBackend:
         pin_to_cores(settings.cores)
         try:
             with HOST_LOCK.measuring() as alone:
-                times = run_benchmark(artifact, input_shape, settings, rounds=rounds)
+                times = run_benchmark(artifact, input_shape, settings, rounds=rounds, reference=self._reference)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             raise LatencyError(
                 f"onnxruntime could not run {artifact}: {str(exc).splitlines()[0]}",
                 "check the exported model (python -c 'import onnx; onnx.checker.check_model(PATH)')",
             ) from exc
-        return LatencyResult(
+        return normalise(LatencyResult(
             **times.stats(), **times.round_stats(), device=self._device, device_tag=self.device_tag,  # type: ignore[arg-type]
             threads=settings.threads, backend=self.name, runtime=times.runtime,
             peak_memory_mb=times.peak_memory_mb, under_load=not alone,
-        )
+            reference=self._reference_id if self._reference is not None else None,
+        ))

@@ -30,7 +30,27 @@ def test_repeatability_summary_counts_medians_inside_the_first_ci(tmp_path: Path
     assert figures["max_abs_ratio_error"] == pytest.approx(0.2)
     assert figures["inside_stored_share"] == 1.0 and figures["with_stored_ci"] == 1
     assert figures["measurements"] == 5 and figures["not_precise"] == 1
-    assert "FALLS SHORT of the target of 80%" in bench.report(artifacts, first, second, figures, 0.0)
+    passes = {"normalised": (first, second), "raw": (first, second)}
+    text = bench.report(artifacts, passes, {"normalised": figures, "raw": figures}, 0.0, None)
+    assert "FALLS SHORT of the target of 80%" in text and "raw 1/3 = 33%" in text
+
+
+def test_repeatability_normalises_both_passes_to_one_baseline() -> None:
+    from evaluators.contracts import LatencyResult
+
+    bench = _bench_module("latency_repeatability")
+
+    def timed(raw: tuple[float, ...], reference: tuple[float, ...]) -> object:
+        result = LatencyResult(median_ms=sorted(raw)[1], p90_ms=max(raw), mean_ms=1.0, std_ms=0.0, min_ms=min(raw),
+                               n=30, device="cpu", device_tag="local", threads=1, backend="local", runtime="ort",
+                               rounds=3, round_medians_ms=raw, reference_round_ms=reference, reference="ref-x")
+        return bench.Timed(result, 1.0)
+
+    quiet, slowed = timed((1.0, 1.02, 0.98), (0.3, 0.3, 0.3)), timed((1.5, 1.53, 1.47), (0.45, 0.45, 0.45))
+    baseline = bench.pass_baseline({0: quiet})
+    assert baseline == 0.3
+    assert quiet.normalised(baseline).contains(slowed.normalised(baseline).median_ms), "drift divided out"
+    assert not quiet.raw().contains(slowed.raw().median_ms), "raw figures 50 % apart"
 
 
 @pytest.mark.slow
@@ -38,10 +58,13 @@ def test_latency_repeatability_quick(tmp_path: Path) -> None:
     result = _run("latency_repeatability.py", "--quick", "--out", str(tmp_path), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((tmp_path / "latency_repeatability_quick.json").read_text())
-    assert data["figures"]["artifacts"] == 3 and 0.0 <= data["figures"]["inside_share"] <= 1.0
+    for label in ("normalised", "raw"):
+        assert data["figures"][label]["artifacts"] == 3 and 0.0 <= data["figures"][label]["inside_share"] <= 1.0
+    assert data["baseline_ms"] > 0
     for artifact in data["artifacts"]:
-        assert artifact["first"]["median_ms"] > 0 and artifact["second"]["median_ms"] > 0
-        assert artifact["first"]["rounds"] >= 3
+        assert artifact["normalised_first"]["median_ms"] > 0 and artifact["raw_second"]["median_ms"] > 0
+        assert artifact["raw_first"]["rounds"] >= 3
+        assert len(artifact["first_result"]["reference_round_ms"]) == artifact["raw_first"]["rounds"]
     assert "second medians inside the first measurement's 95 % CI" in (
         tmp_path / "latency_repeatability_quick.md").read_text()
 

@@ -150,7 +150,8 @@ def test_cache_keys_on_fingerprint_backend_device_and_settings_and_adds_rounds(t
                                                                         "max_rounds": 1}))
     grown = cache.add("fp", SETTINGS, extra)
     assert grown.rounds == first.rounds + 1 and cache.count() == 1
-    assert grown.round_medians_ms == (*first.round_medians_ms, extra.median_ms)
+    assert grown.raw_round_medians_ms == (*first.raw_round_medians_ms, extra.raw_median_ms), "rounds stored raw"
+    assert len(grown.reference_round_ms) == grown.rounds and grown.baseline_ms is not None
 
 
 def test_cache_survives_a_new_engine(tmp_path: Path) -> None:
