@@ -128,11 +128,13 @@ class CacheCalls:
 
 
 def cache_calls(trials: Sequence[Any], storage_url: str) -> CacheCalls:
-    """Count the study's latency calls, and the measurements its database's latency table holds."""
+    """Count the study's latency calls, and the measurements its database's latency table holds (the
+    reference graph's rounds, stored beside them, are not measurements)."""
     from sqlalchemy import func, select
 
     from evaluators.db import make_engine, session_scope
     from evaluators.latency.cache import LatencyRoundRow
+    from evaluators.latency.reference import REFERENCE_PREFIX
 
     screens = sum(1 for t in trials if t.user_attrs.get(attrs.SCREEN))
     jobs = sum(rung_counts(trials).values())
@@ -140,6 +142,7 @@ def cache_calls(trials: Sequence[Any], storage_url: str) -> CacheCalls:
     with session_scope(engine) as session:
         batches = session.execute(
             select(func.count()).select_from(LatencyRoundRow)
+            .where(LatencyRoundRow.fingerprint.not_like(f"{REFERENCE_PREFIX}%"))
             .group_by(LatencyRoundRow.fingerprint, LatencyRoundRow.settings_key, LatencyRoundRow.created_at)).all()
     engine.dispose()
     sizes = [int(row[0]) for row in batches]

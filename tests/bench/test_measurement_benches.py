@@ -19,7 +19,8 @@ def _measurement(bench: object, median: float, low: float | None, high: float | 
 def test_repeatability_summary_counts_medians_inside_the_first_ci(tmp_path: Path) -> None:
     bench = _bench_module("latency_repeatability")
     artifacts = [bench.Artifact(f"c{i}", tmp_path / f"{i}.onnx", 64, "x") for i in range(3)]
-    artifacts[2] = bench.Artifact("c2", tmp_path / "2.onnx", 64, "x", {"ci_low_ms": 1.0, "ci_high_ms": 1.5})
+    artifacts[2] = bench.Artifact("c2", tmp_path / "2.onnx", 64, "x", {"ci_low_ms": 1.0, "ci_high_ms": 1.5,
+                                                                          "of_artifact": True})
     first = {0: _measurement(bench, 1.0, 0.96, 1.04), 1: _measurement(bench, 2.0, 1.92, 2.08),
              2: _measurement(bench, 1.2, None, None)}
     second = {0: _measurement(bench, 1.03, 1.0, 1.06), 1: _measurement(bench, 2.4, 2.3, 2.5),
