@@ -106,10 +106,10 @@ class Timed:
                            self.seconds)
 
     def normalised(self, baseline_ms: float | None) -> Measurement:
-        """The figure normalised to ``baseline_ms`` (the raw figure when no reference was timed)."""
+        """The figure normalised to ``baseline_ms`` (as measured when no reference was timed)."""
         from evaluators.latency.normalise import normalise
 
-        if baseline_ms is None or not self.result.reference_round_ms:
+        if baseline_ms is None:
             return self.raw()
         r = normalise(self.result, baseline_ms)
         return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds)
@@ -237,8 +237,8 @@ def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
     widths = [w for i in indices for w in (first[i].half_width, second[i].half_width) if w is not None]
     stored = [stored_contains(a.stored, second[i].median_ms) for i, a in enumerate(artifacts)]
     known = [s for s in stored if s is not None]
-    rebased = [r for i, a in enumerate(artifacts)
-               if (r := stored_contains(a.stored, second[i].median_ms, baseline_ms)) is not None and baseline_ms]
+    rebased = [] if baseline_ms is None else [
+        r for i, a in enumerate(artifacts) if (r := stored_contains(a.stored, second[i].median_ms, baseline_ms)) is not None]
     return {
         "artifacts": len(artifacts), "inside": sum(inside), "inside_share": sum(inside) / max(1, len(inside)),
         "median_abs_ratio_error": statistics.median(errors) if errors else None,

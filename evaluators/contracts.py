@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
@@ -174,10 +175,7 @@ class LatencyResult:
         (the reference's median over the baseline: 1.2 = 20 % slower); ``None`` when not normalised."""
         if not self.reference_round_ms or not self.baseline_ms:
             return None
-        ordered = sorted(self.reference_round_ms)
-        middle = len(ordered) // 2
-        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-        return median / self.baseline_ms
+        return statistics.median(self.reference_round_ms) / self.baseline_ms
 
     @property
     def ci_half_width(self) -> float | None:

@@ -165,8 +165,7 @@ def run_benchmark(
     while len(medians) < wanted_max:
         started = time.time()
         if reference is not None:
-            reference_path, reference_shape = reference
-            references.append(float(np.median(_one_round(reference_path, reference_shape, reference_settings)[0])))
+            references.append(float(np.median(_one_round(*reference, reference_settings)[0])))
         round_times, (_, ended) = _one_round(artifact, shape, settings)
         times.extend(round_times)
         medians.append(float(np.median(round_times)))

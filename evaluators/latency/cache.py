@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, select
@@ -71,13 +72,15 @@ class LatencyCache:
     def get(self, fingerprint: str, backend: str, device_tag: str, settings: LatencySettings) -> LatencyResult | None:
         """The aggregate of the key's rounds (with ``cached=True``), normalised to the host's baseline, or None."""
         with session_scope(self._engine) as session:
-            rows = self._rows(session, fingerprint, backend, device_tag, settings)
+            rows = session.scalars(select(LatencyRoundRow)
+                                   .where(*_key(fingerprint, backend, device_tag, settings))
+                                   .order_by(LatencyRoundRow.id)).all()
             if not rows:
                 return None
-            newest = LatencyResult.from_dict(json.loads(rows[-1].result_json))
-            baseline = (self._baseline(session, newest.reference, backend, device_tag, settings)
-                        if newest.reference else None)
-            return dataclasses.replace(_aggregate(rows, newest, baseline), cached=True)
+            singles = [LatencyResult.from_dict(json.loads(row.result_json)) for row in rows]
+            reference = singles[-1].reference
+            baseline = self._baseline(session, reference, backend, device_tag, settings) if reference else None
+            return dataclasses.replace(_aggregate(list(rows), singles, baseline), cached=True)
 
     def baseline(self, reference: str, backend: str, device_tag: str, settings: LatencySettings) -> float | None:
         """The host's typical reference median: the median of every stored round of ``reference``
@@ -86,23 +89,10 @@ class LatencyCache:
             return self._baseline(session, reference, backend, device_tag, settings)
 
     @staticmethod
-    def _rows(session: Session, key: str, backend: str, device_tag: str,
-              settings: LatencySettings) -> list[LatencyRoundRow]:
-        return list(session.scalars(
-            select(LatencyRoundRow)
-            .where(LatencyRoundRow.fingerprint == key, LatencyRoundRow.backend == backend,
-                   LatencyRoundRow.device_tag == device_tag,
-                   LatencyRoundRow.settings_key == settings.cache_key())
-            .order_by(LatencyRoundRow.id)
-        ).all())
-
-    def _baseline(self, session: Session, reference: str, backend: str, device_tag: str,
+    def _baseline(session: Session, reference: str, backend: str, device_tag: str,
                   settings: LatencySettings) -> float | None:
-        medians = session.scalars(
-            select(LatencyRoundRow.median_ms)
-            .where(LatencyRoundRow.fingerprint == reference, LatencyRoundRow.backend == backend,
-                   LatencyRoundRow.device_tag == device_tag,
-                   LatencyRoundRow.settings_key == settings.cache_key())).all()
+        medians = session.scalars(select(LatencyRoundRow.median_ms)
+                                  .where(*_key(reference, backend, device_tag, settings))).all()
         return float(np.median(medians)) if medians else None
 
     def add(self, fingerprint: str, settings: LatencySettings, result: LatencyResult) -> LatencyResult:
@@ -146,10 +136,16 @@ class LatencyCache:
             return sum(1 for key in keys if not key[0].startswith(REFERENCE_PREFIX))
 
 
-def _aggregate(rows: list[LatencyRoundRow], newest: LatencyResult, baseline: float | None) -> LatencyResult:
-    """The rows' aggregate; normalised to ``baseline`` when given (rounds of another or no
-    reference count at factor 1)."""
-    singles = [LatencyResult.from_dict(json.loads(r.result_json)) for r in rows]
+def _key(key: str, backend: str, device_tag: str, settings: LatencySettings) -> tuple[Any, ...]:
+    """The conditions selecting one key's rounds."""
+    return (LatencyRoundRow.fingerprint == key, LatencyRoundRow.backend == backend,
+            LatencyRoundRow.device_tag == device_tag, LatencyRoundRow.settings_key == settings.cache_key())
+
+
+def _aggregate(rows: list[LatencyRoundRow], singles: list[LatencyResult], baseline: float | None) -> LatencyResult:
+    """The rows' aggregate (``singles``: their stored results, in the same order); normalised to
+    ``baseline`` when given (rounds of another or no reference count at factor 1)."""
+    newest = singles[-1]
     medians = [row.median_ms for row in rows]
     counts = np.asarray([row.n for row in rows], dtype=np.float64)
     means = np.asarray([row.mean_ms for row in rows], dtype=np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,8 @@ class LocalLatencyBackend:
         self._reference: tuple[Path, tuple[int, ...]] | None = None
         self._reference_id: str | None = None
         if self.options.reference:
-            try:
-                self._reference = (reference_graph(), REFERENCE_SHAPE)
-                self._reference_id = reference_id()
-            except ImportError:
-                self._reference = None
+            with contextlib.suppress(ImportError):
+                self._reference, self._reference_id = (reference_graph(), REFERENCE_SHAPE), reference_id()
 
     def measure(
         self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings
@@ -86,5 +84,5 @@ class LocalLatencyBackend:
             **times.stats(), **times.round_stats(), device=self._device, device_tag=self.device_tag,  # type: ignore[arg-type]
             threads=settings.threads, backend=self.name, runtime=times.runtime,
             peak_memory_mb=times.peak_memory_mb, under_load=not alone,
-            reference=self._reference_id if self._reference is not None else None,
+            reference=self._reference_id,
         ))

@@ -34,8 +34,9 @@ depthwise and pointwise layers, about 0.3 ms at one thread on a 2-core x86 VM (a
 mostly call overhead)."""
 
 
+@lru_cache(maxsize=1)
 def reference_bytes() -> bytes:
-    """The serialized reference graph (deterministic: the same bytes on every call).
+    """The serialized reference graph (deterministic: the same bytes on every call; built once per process).
 
     Raises:
         ImportError: When the ``onnx`` package is missing (the agent-only install).
