@@ -1,7 +1,7 @@
 """Fleet figures for the README, measured side by side in one run (about two minutes on 2 cores).
 
 1. Per-job overhead of remote vs local measurement on loopback: the same tiny model and settings
-   measured by ``LocalLatencyBackend`` in this process and by ``RemoteLatencyBackend`` through a
+   measured by ``LocalLatencyBackend`` (in its measuring process) and by ``RemoteLatencyBackend`` through a
    coordinator and one agent process (upload skipped after the first job, as in a search).
 2. Coordinator throughput (jobs/s) with 1, 2 and 4 agent processes: minimal jobs (one timed run)
    submitted by 4 threads, from the first submission to the last result.

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import random
 import statistics
 import sys
@@ -74,7 +75,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measurement: median, its 95 % CI and half-width relative to the median, rounds, seconds taken."""
+    """One measurement: median, its 95 % CI and half-width relative to the median, rounds, seconds
+    taken, and the half-width from the rounds' spread alone (without the between-session term)."""
 
     median_ms: float
     ci_low_ms: float | None
@@ -82,6 +84,7 @@ class Measurement:
     half_width: float | None
     rounds: int
     seconds: float
+    rounds_half_width: float | None = None
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies inside the CI (never, without one)."""
@@ -102,17 +105,20 @@ class Timed:
         rounds = self.result.raw_round_medians_ms or self.result.round_medians_ms
         low, high = median_ci(rounds)
         median = statistics.median(rounds)
-        return Measurement(median, low, high, None if low is None else (high - low) / 2 / median, len(rounds),
-                           self.seconds)
+        half = None if low is None or high is None else (high - low) / 2 / median
+        return Measurement(median, low, high, half, len(rounds), self.seconds, half)
 
     def normalised(self, baseline_ms: float | None) -> Measurement:
         """The figure normalised to ``baseline_ms`` (as measured when no reference was timed)."""
+        from evaluators.latency.benchmark import median_ci
         from evaluators.latency.normalise import normalise
 
         if baseline_ms is None:
             return self.raw()
         r = normalise(self.result, baseline_ms)
-        return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds)
+        low, high = median_ci(r.round_medians_ms)
+        rounds_half = None if low is None or high is None else (math.log(high) - math.log(low)) / 2
+        return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds, rounds_half)
 
 
 def sampled_candidates(count: int, seed: int, resolution: int | None) -> list[Any]:
@@ -227,6 +233,29 @@ def stored_contains(stored: dict[str, Any] | None, value: float, baseline_ms: fl
     return figure.ci_low_ms <= value <= figure.ci_high_ms
 
 
+def session_sd_estimate(pairs: Sequence[tuple[Measurement, Measurement]]) -> float | None:
+    """Spread of a figure between two measurement sessions beyond its rounds' own noise (sd of the
+    log figure; robust: from the median |log(2nd/1st)| and the median squared standard errors).
+
+    ``Var(log 2nd/1st) = 2 s^2 + se_1^2 + se_2^2``, each ``se`` from the rounds' half-width over
+    its Student-t quantile; None when no pair has both intervals.
+    """
+    from evaluators.latency.benchmark import _T975
+
+    def se(m: Measurement) -> float | None:
+        if m.rounds_half_width is None or m.rounds < 2:
+            return None
+        return m.rounds_half_width / (_T975[m.rounds - 2] if m.rounds - 1 <= len(_T975) else 1.96)
+
+    usable = [(a, b, se(a), se(b)) for a, b in pairs]
+    usable = [(a, b, x, y) for a, b, x, y in usable if x is not None and y is not None]
+    if not usable:
+        return None
+    spread = statistics.median(abs(math.log(b.median_ms / a.median_ms)) for a, b, _, _ in usable) / 0.6745
+    noise = statistics.median(x * x + y * y for _, _, x, y in usable)
+    return math.sqrt(max(0.0, (spread * spread - noise) / 2))
+
+
 def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
             second: dict[int, Measurement], baseline_ms: float | None = None) -> dict[str, Any]:
     """The bench's figures over every artifact (``baseline_ms``: also compare with the stored
@@ -237,9 +266,12 @@ def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
     widths = [w for i in indices for w in (first[i].half_width, second[i].half_width) if w is not None]
     stored = [stored_contains(a.stored, second[i].median_ms) for i, a in enumerate(artifacts)]
     known = [s for s in stored if s is not None]
+    shipped = [(second[i].median_ms / a.stored["median_ms"], (a.stored["ci_high_ms"] - a.stored["ci_low_ms"]) / 2
+                / a.stored["median_ms"]) for i, a in enumerate(artifacts) if stored[i] is not None]
     rebased = [] if baseline_ms is None else [
         r for i, a in enumerate(artifacts) if (r := stored_contains(a.stored, second[i].median_ms, baseline_ms)) is not None]
     return {
+        "session_sd_estimate": session_sd_estimate([(first[i], second[i]) for i in indices]),
         "artifacts": len(artifacts), "inside": sum(inside), "inside_share": sum(inside) / max(1, len(inside)),
         "median_abs_ratio_error": statistics.median(errors) if errors else None,
         "max_abs_ratio_error": max(errors, default=None),
@@ -247,6 +279,7 @@ def summary(artifacts: Sequence[Artifact], first: dict[int, Measurement],
         "not_precise": sum(1 for w in widths if w > 0.05), "measurements": len(widths),
         "inside_stored_share": sum(known) / len(known) if known else None, "with_stored_ci": len(known),
         "inside_rebased_share": sum(rebased) / len(rebased) if rebased else None,
+        "stored_ratios": [r for r, _ in shipped], "stored_half_widths": [w for _, w in shipped],
     }
 
 
@@ -277,11 +310,19 @@ def report(artifacts: Sequence[Artifact], passes: dict[str, tuple[dict[int, Meas
             f"{label}: |2nd/1st - 1| median {f['median_abs_ratio_error']:.1%}, largest {f['max_abs_ratio_error']:.1%}; "
             f"CI half-widths median {f['median_half_width']:.1%}, largest {f['max_half_width']:.1%}, "
             f"{f['not_precise']} of {f['measurements']} wider than +-5 %")
+        if label == "normalised" and f["session_sd_estimate"] is not None:
+            from evaluators.latency.normalise import SESSION_SD
+
+            lines.append(f"normalised: spread between the two passes beyond the rounds' noise (sd, robust): "
+                         f"{f['session_sd_estimate']:.1%} (the stored CI assumes {SESSION_SD:.1%} per session)")
         if f["with_stored_ci"]:
             rebased = ("" if f["inside_rebased_share"] is None else
                        f"; {f['inside_rebased_share']:.0%} with the stored figure renormalised to the run's final baseline")
             lines.append(f"{label}: second medians inside the CI the search stored for the shipped file (top-rung "
-                         f"trials): {f['inside_stored_share']:.0%} of {f['with_stored_ci']}{rebased}")
+                         f"trials): {f['inside_stored_share']:.0%} of {f['with_stored_ci']}{rebased}; "
+                         f"2nd / stored median {statistics.median(f['stored_ratios']):.3f} "
+                         f"({min(f['stored_ratios']):.3f}-{max(f['stored_ratios']):.3f}), stored CI half-widths "
+                         f"median {statistics.median(f['stored_half_widths']):.1%}")
     return table + "\n\n" + "\n".join(lines)
 
 

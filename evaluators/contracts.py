@@ -120,11 +120,13 @@ class LatencyResult:
             same fingerprint (the untrained screening graph), which can differ in speed.
         raw_round_medians_ms: Each round's median as timed (empty: not normalised, equal to
             ``round_medians_ms``).
-        reference_round_ms: The reference graph's median in the round timed just before each
-            round (empty: no reference was timed).
+        reference_round_ms: The median of the reference graph's runs interleaved with each
+            round's (empty: no reference was timed).
         reference: Id of the reference graph (:func:`evaluators.latency.reference.reference_id`).
         baseline_ms: The host's typical reference median the figure is normalised to.
         raw_median_ms: Median of the raw round medians (what was timed, before normalising).
+        disturbed_rounds: Rounds this measurement timed and left out because the host was in a
+            slow spell (:data:`evaluators.latency.benchmark.DISTURBED`); 0 for a cached aggregate.
     """
 
     median_ms: float
@@ -155,6 +157,7 @@ class LatencyResult:
     reference: str | None = None
     baseline_ms: float | None = None
     raw_median_ms: float | None = None
+    disturbed_rounds: int = 0
 
     def label(self) -> str:
         """Human label of where the figure comes from (says FAKE, EMULATED, PREDICTED when so)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class HwsearchError(Exception):
     """An error caused by input or environment, not by a bug.
@@ -27,3 +29,13 @@ class StorageError(HwsearchError):
 
 class LatencyError(HwsearchError):
     """Latency could not be measured (no agent for the device, runtime failure, timeout)."""
+
+
+def exit_description(code: int | None) -> str:
+    """How a child process ended, for an error message: ``killed by SIGKILL`` or ``exit status 3``."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"

@@ -4,7 +4,6 @@ onnxruntime, so a job starts in milliseconds and a crash costs only that job."""
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import time
 from dataclasses import dataclass
 from multiprocessing import forkserver
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evaluators.agent import worker
+from evaluators.errors import exit_description
 
 _POLL_S = 0.05
 
@@ -32,15 +32,6 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     stopped: str | None = None
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit status {exitcode}"
 
 
 class BenchmarkRunner:
@@ -86,7 +77,7 @@ class BenchmarkRunner:
                         kind, payload = receiver.recv()
                     except EOFError:
                         process.join(5)
-                        return Outcome(error=f"the benchmark process died ({_death(process.exitcode)})")
+                        return Outcome(error=f"the benchmark process died ({exit_description(process.exitcode)})")
                     return Outcome(figures=payload) if kind == "ok" else Outcome(error=str(payload))
                 reason = keep_going()
                 if reason is not None:

@@ -116,7 +116,7 @@ class LatencyCache:
                     result, median_ms=median, rounds=1, round_medians_ms=(median,), raw_round_medians_ms=(),
                     reference_round_ms=(references[i],) if references else (), baseline_ms=None,
                     raw_median_ms=None, windows=(tuple(window),) if result.windows else (),
-                    ci_low_ms=None, ci_high_ms=None, cached=False)
+                    ci_low_ms=None, ci_high_ms=None, cached=False, disturbed_rounds=0)
                 session.add(row(fingerprint, single, max(1, result.n // len(medians))))
                 if references and result.reference:
                     ref = references[i]
@@ -126,7 +126,8 @@ class LatencyCache:
                     session.add(row(result.reference, reference_round, 1))
         aggregate = self.get(fingerprint, result.backend, result.device_tag, settings)
         assert aggregate is not None
-        return dataclasses.replace(aggregate, cached=False, windows=result.windows)
+        return dataclasses.replace(aggregate, cached=False, windows=result.windows,
+                                   disturbed_rounds=result.disturbed_rounds)
 
     def count(self) -> int:
         """Number of cached figures (keys that are not a reference graph's rounds)."""
@@ -174,4 +175,5 @@ def _aggregate(rows: list[LatencyRoundRow], singles: list[LatencyResult], baseli
     references = tuple(
         single.reference_round_ms[0] if single.reference == newest.reference and single.reference_round_ms
         else baseline for single in singles)
-    return normalise(dataclasses.replace(aggregate, reference_round_ms=references), baseline)
+    sessions = len({row.created_at for row in rows})
+    return normalise(dataclasses.replace(aggregate, reference_round_ms=references), baseline, sessions)

@@ -11,6 +11,7 @@ from evaluators.contracts import LatencyResult, LatencySettings
 from evaluators.errors import LatencyError
 from evaluators.latency import register_latency_backend
 from evaluators.latency.benchmark import describe_cpu, pin_to_cores, run_benchmark
+from evaluators.latency.measuring_process import shared_measuring_process
 from evaluators.latency.normalise import normalise
 from evaluators.latency.reference import REFERENCE_SHAPE, reference_graph, reference_id
 
@@ -23,15 +24,20 @@ class LocalOptions:
         device_tag: Tag of the figures (cache key part).
         reference: Time the reference graph beside every round and normalise the figure to the
             host's typical speed (:mod:`evaluators.latency.normalise`).
+        own_process: Benchmark in a torch-free process of its own
+            (:mod:`evaluators.latency.measuring_process`), not in the caller's (a trial's process
+            timed the same files 1-9 % slower); False measures in this process.
     """
 
     device_tag: str = "local"
     reference: bool = True
+    own_process: bool = True
 
 
 @register_latency_backend("local", options=LocalOptions, help="onnxruntime on this machine's CPU")
 class LocalLatencyBackend:
-    """Benchmarks in this process with pinned intra-op threads (and cores, when asked).
+    """Benchmarks on this machine with pinned intra-op threads (and cores, when asked), in the
+    process's measuring process (``options.own_process``, the default) or in this process.
 
     The result's ``device`` is this machine's real CPU description; ``device_tag`` is ``local``.
     With ``options.reference`` (the default, and ``onnx`` installed to build the graph) each round
@@ -71,10 +77,14 @@ class LocalLatencyBackend:
     def _measure(
         self, artifact: Path, input_shape: tuple[int, ...], settings: LatencySettings, rounds: int | None
     ) -> LatencyResult:
-        pin_to_cores(settings.cores)
         try:
             with HOST_LOCK.measuring() as alone:
-                times = run_benchmark(artifact, input_shape, settings, rounds=rounds, reference=self._reference)
+                if self.options.own_process:
+                    times = shared_measuring_process().measure(
+                        artifact, input_shape, settings, rounds=rounds, reference=self._reference)
+                else:
+                    pin_to_cores(settings.cores)
+                    times = run_benchmark(artifact, input_shape, settings, rounds=rounds, reference=self._reference)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             raise LatencyError(
                 f"onnxruntime could not run {artifact}: {str(exc).splitlines()[0]}",

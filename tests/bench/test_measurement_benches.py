@@ -13,14 +13,14 @@ from tests.bench.test_benches import _bench_module, _run
 
 def _measurement(bench: object, median: float, low: float | None, high: float | None) -> object:
     half = None if low is None else (high - low) / 2 / median
-    return bench.Measurement(median, low, high, half, 3, 1.0)  # type: ignore[attr-defined]
+    return bench.Measurement(median, low, high, half, 3, 1.0, half)  # type: ignore[attr-defined]
 
 
 def test_repeatability_summary_counts_medians_inside_the_first_ci(tmp_path: Path) -> None:
     bench = _bench_module("latency_repeatability")
     artifacts = [bench.Artifact(f"c{i}", tmp_path / f"{i}.onnx", 64, "x") for i in range(3)]
     artifacts[2] = bench.Artifact("c2", tmp_path / "2.onnx", 64, "x", {"ci_low_ms": 1.0, "ci_high_ms": 1.5,
-                                                                          "of_artifact": True})
+                                                                          "median_ms": 1.25, "of_artifact": True})
     first = {0: _measurement(bench, 1.0, 0.96, 1.04), 1: _measurement(bench, 2.0, 1.92, 2.08),
              2: _measurement(bench, 1.2, None, None)}
     second = {0: _measurement(bench, 1.03, 1.0, 1.06), 1: _measurement(bench, 2.4, 2.3, 2.5),
@@ -30,6 +30,10 @@ def test_repeatability_summary_counts_medians_inside_the_first_ci(tmp_path: Path
     assert figures["median_abs_ratio_error"] == pytest.approx(0.03)
     assert figures["max_abs_ratio_error"] == pytest.approx(0.2)
     assert figures["inside_stored_share"] == 1.0 and figures["with_stored_ci"] == 1
+    assert figures["stored_ratios"] == [pytest.approx(1.2 / 1.25)] and figures["stored_half_widths"] == [0.2]
+    assert figures["session_sd_estimate"] > 0.05, "a 3 % and a 20 % gap between passes are far beyond rounds of +-4 %"
+    same = [(_measurement(bench, 1.0, 0.9, 1.1), _measurement(bench, 1.0, 0.9, 1.1))] * 3
+    assert bench.session_sd_estimate(same) == 0.0 and bench.session_sd_estimate([]) is None
     assert figures["measurements"] == 5 and figures["not_precise"] == 1
     passes = {"normalised": (first, second), "raw": (first, second)}
     text = bench.report(artifacts, passes, {"normalised": figures, "raw": figures}, 0.0, None)

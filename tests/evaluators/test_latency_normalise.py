@@ -74,7 +74,10 @@ def test_the_cache_normalises_every_figure_to_the_baseline_of_all_stored_referen
     cache = LatencyCache(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     settings = LatencySettings()
     cache.add("quiet", settings, normalise(result((1.0, 1.0, 1.0), (0.3, 0.3, 0.3))))
-    stored = cache.add("busy", settings, normalise(result((2.0, 2.2, 2.0), (0.6, 0.66, 0.6))))
+    busy = dataclasses.replace(normalise(result((2.0, 2.2, 2.0), (0.6, 0.66, 0.6))), disturbed_rounds=2)
+    stored = cache.add("busy", settings, busy)
+    assert stored.disturbed_rounds == 2, "the measurement's own count comes back"
+    assert cache.get("busy", "local", "local", settings).disturbed_rounds == 0, "an aggregate has no such count"
     assert cache.baseline("ref-test", "local", "local", settings) == pytest.approx(0.45)
     assert stored.baseline_ms == pytest.approx(0.45) and stored.median_ms == pytest.approx(1.5)
     quiet = cache.get("quiet", "local", "local", settings)
@@ -83,3 +86,38 @@ def test_the_cache_normalises_every_figure_to_the_baseline_of_all_stored_referen
     assert cache.count() == 2, "the reference's rounds are not a figure"
     fleet = dataclasses.replace(result((4.0, 4.0), ()), reference=None, backend="remote", device_tag="rpi4b")
     assert cache.add("fleet", settings, fleet).median_ms == 4.0, "no reference: stored as measured"
+
+
+def test_rounds_timed_in_a_slow_spell_of_the_host_are_left_out_and_retaken(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    from evaluators.latency import benchmark
+
+    # (artifact ms, reference ms) per paired round, as timed; a spell slows the graphs by different factors
+    script = iter([(1.4, 0.55), (1.0, 0.37), (1.02, 0.38), (1.9, 0.56), (0.99, 0.37), (1.01, 0.375)])
+
+    def paired_round(*_: object) -> tuple[list[float], list[float], tuple[float, float]]:
+        artifact, reference = next(script)
+        return [artifact] * 5, [reference] * 5, (0.0, 1.0)
+
+    monkeypatch.setattr(benchmark, "_paired_round", paired_round)
+    settings = LatencySettings(min_rounds=4, max_rounds=12, target_ci=0.05)
+    times = benchmark.run_benchmark(tmp_path / "m.onnx", (1, 3, 32, 32), settings, reference=(tmp_path / "r.onnx", (1,)))
+    assert times.round_medians == [1.0, 1.02, 0.99, 1.01], "the two rounds of the spell are left out, four are kept"
+    assert times.reference_medians == [0.37, 0.38, 0.37, 0.375] and times.disturbed_rounds == 2
+    assert len(times.windows) == 4 and len(times.times_ms) == 20
+    assert benchmark._undisturbed([0.55, 0.37, 0.40, 0.41]) == [1, 2], "within 10 % of the fastest round"
+
+
+def test_a_normalised_ci_includes_the_spread_between_sessions_and_shrinks_with_more_sessions(tmp_path: Path) -> None:
+    from evaluators.latency.normalise import SESSION_SD
+
+    steady = normalise(result((1.0, 1.0, 1.0), (0.3, 0.3, 0.3)))
+    assert steady.ci_low_ms == pytest.approx(np.exp(-1.96 * SESSION_SD))
+    assert steady.ci_high_ms == pytest.approx(np.exp(1.96 * SESSION_SD)), "identical rounds still leave the session's error"
+    plain = dataclasses.replace(result((1.0, 1.0, 1.0), ()), reference=None)
+    assert normalise(plain) == plain, "a raw figure (the fleet's) keeps its rounds-only CI"
+    cache = LatencyCache(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    cache.add("file", LatencySettings(), steady)
+    twice = cache.add("file", LatencySettings(), steady)
+    assert twice.rounds == 6
+    assert twice.ci_high_ms == pytest.approx(np.exp(1.96 * SESSION_SD / np.sqrt(2))), "two sessions"
