@@ -106,7 +106,7 @@ class Timed:
         low, high = median_ci(rounds)
         median = statistics.median(rounds)
         half = None if low is None or high is None else (high - low) / 2 / median
-        return Measurement(median, low, high, half, len(rounds), self.seconds, half)
+        return Measurement(median, low, high, half, len(rounds), self.seconds, _log_half(low, high))
 
     def normalised(self, baseline_ms: float | None) -> Measurement:
         """The figure normalised to ``baseline_ms`` (as measured when no reference was timed)."""
@@ -116,9 +116,13 @@ class Timed:
         if baseline_ms is None:
             return self.raw()
         r = normalise(self.result, baseline_ms)
-        low, high = median_ci(r.round_medians_ms)
-        rounds_half = None if low is None or high is None else (math.log(high) - math.log(low)) / 2
-        return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds, rounds_half)
+        return Measurement(r.median_ms, r.ci_low_ms, r.ci_high_ms, r.ci_half_width, r.rounds, self.seconds,
+                           _log_half(*median_ci(r.round_medians_ms)))
+
+
+def _log_half(low: float | None, high: float | None) -> float | None:
+    """Half-width of ``[low, high]`` on the log scale (``median_ci`` builds it there)."""
+    return None if low is None or high is None else (math.log(high) - math.log(low)) / 2
 
 
 def sampled_candidates(count: int, seed: int, resolution: int | None) -> list[Any]:

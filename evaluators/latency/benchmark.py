@@ -209,12 +209,12 @@ def run_benchmark(
 
     shape = (settings.batch, *input_shape[1:])
     runs: list[list[float]] = []
+    medians: list[float] = []
     windows: list[tuple[float, float]] = []
     references: list[float] = []
     began = time.perf_counter()
     wanted_min = rounds if rounds is not None else settings.min_rounds
     wanted_max = rounds if rounds is not None else settings.max_rounds
-    kept: list[int] = []
     while True:
         if reference is not None:
             round_times, reference_times, window = _paired_round(artifact, shape, reference, settings)
@@ -222,6 +222,7 @@ def run_benchmark(
         else:
             round_times, window = _one_round(artifact, shape, settings)
         runs.append(round_times)
+        medians.append(float(np.median(round_times)))
         windows.append(window)
         kept = _undisturbed(references) if references else list(range(len(runs)))
         out_of_time = time.perf_counter() - began >= settings.max_time_s
@@ -229,15 +230,13 @@ def run_benchmark(
             break
         if len(kept) < wanted_min:
             continue
-        medians = [float(np.median(runs[i])) for i in kept]
-        judged = [medians[j] / references[i] for j, i in enumerate(kept)] if references else medians
+        judged = [medians[i] / references[i] if references else medians[i] for i in kept]
         low, high = median_ci(judged)
         if low is not None and high is not None and (high - low) / 2 <= settings.target_ci * float(np.median(judged)):
             break
-    kept = kept[:wanted_max]
     return BenchmarkTimes(
         [t for i in kept for t in runs[i]], _peak_rss_mb(), f"onnxruntime {ort.__version__}",
-        [float(np.median(runs[i])) for i in kept], [windows[i] for i in kept],
+        [medians[i] for i in kept], [windows[i] for i in kept],
         [references[i] for i in kept] if references else [], len(runs) - len(kept))
 
 

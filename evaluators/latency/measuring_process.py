@@ -102,16 +102,14 @@ class MeasuringProcess:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
             self._process = subprocess.Popen(
-                [sys.executable, "-c", f"from {__name__} import serve; serve()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                env=env, bufsize=1)
+                [sys.executable, "-c", f"from {__name__} import serve; serve()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1)
         return self._process
 
 
 def _times_from_dict(data: dict[str, Any]) -> BenchmarkTimes:
-    return BenchmarkTimes(
-        times_ms=list(data["times_ms"]), peak_memory_mb=float(data["peak_memory_mb"]), runtime=str(data["runtime"]),
-        round_medians=list(data["round_medians"]), windows=[(float(a), float(b)) for a, b in data["windows"]],
-        reference_medians=list(data["reference_medians"]))
+    """Inverse of ``dataclasses.asdict`` on :class:`BenchmarkTimes` (JSON turned the windows into lists)."""
+    return BenchmarkTimes(**{**data, "windows": [(float(a), float(b)) for a, b in data["windows"]]})
 
 
 _SHARED: MeasuringProcess | None = None

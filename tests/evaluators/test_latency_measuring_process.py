@@ -76,3 +76,13 @@ def test_the_child_ignores_interrupts_and_exits_when_its_parent_closes_the_pipe(
     assert process.measure(conv_model(tmp_path / "m.onnx"), SHAPE, SETTINGS).round_medians
     process.close()
     assert child.returncode == 0
+
+
+def test_a_benchmark_crosses_the_pipe_whole() -> None:
+    import json
+
+    from evaluators.latency.benchmark import BenchmarkTimes
+    from evaluators.latency.measuring_process import _times_from_dict
+
+    times = BenchmarkTimes([1.0, 1.1, 0.9], 80.0, "onnxruntime x", [1.0], [(1.5, 2.5)], [0.37], disturbed_rounds=2)
+    assert _times_from_dict(json.loads(json.dumps(dataclasses.asdict(times)))) == times
