@@ -107,6 +107,36 @@ def rung_rows(trials: Sequence[Any], rungs: Sequence[int]) -> list[list[str]]:
             for rung, values in sorted(seconds.items())]
 
 
+def probe_figures(trials: Sequence[Any]) -> dict[str, Any]:
+    """The first-rung cost probe: candidates it stopped, and how its projection compared with the
+    training seconds of the rungs it let train (training + fine-tune after pruning)."""
+    stopped = [t.user_attrs[attrs.TOO_COSTLY] for t in trials if t.user_attrs.get(attrs.TOO_COSTLY)]
+    ratios = []
+    for t in trials:
+        record = attrs.rung_records(t.user_attrs).get(0) or {}
+        projected = record.get("projected_train_s")
+        stages = record.get("stage_seconds") or {}
+        if projected and record.get("copied_from") is None:
+            ratios.append((stages.get("train", 0.0) + stages.get("prune_finetune", 0.0)) / float(projected))
+    return {"stopped": len(stopped), "stopped_projected_s": sorted(round(float(p["projected_s"]), 1) for p in stopped),
+            "limit_s": float(stopped[0]["limit_s"]) if stopped else None, "actual_over_projected": sorted(ratios)}
+
+
+def probe_text(figures: dict[str, Any]) -> str:
+    """One paragraph on the cost probe (empty when the study never used it)."""
+    ratios = figures["actual_over_projected"]
+    if not ratios and not figures["stopped"]:
+        return ""
+    parts = [f"first-rung cost probe: stopped {figures['stopped']} candidate(s) as too costly"]
+    if figures["stopped"]:
+        parts[0] += f" (projected {', '.join(f'{p:.0f}' for p in figures['stopped_projected_s'])} s; " \
+                    f"limit {figures['limit_s']:.0f} s)"
+    if ratios:
+        parts.append(f"the {len(ratios)} first rungs it let train took {statistics.median(ratios):.2f}x its projection "
+                     f"(median; {ratios[0]:.2f}-{ratios[-1]:.2f})")
+    return "; ".join(parts)
+
+
 @dataclass(frozen=True)
 class CacheCalls:
     """Latency calls of a study and what the cache's table says was measured.
@@ -273,13 +303,14 @@ def analyse(study: Any, storage_url: str, measure: bool = True) -> tuple[str, di
     head = (f"study {study.study_name}: {outcomes['top']} complete at the top rung, {outcomes['stopped']} stopped "
             f"at a lower rung, {outcomes['screened']} screened out, {outcomes['failed']} failed; "
             f"{s.wall_s / 60:.1f} min from the first start to the last finish")
-    text = "\n\n".join([
+    probe = probe_figures(trials)
+    text = "\n\n".join(part for part in [
         head, "Stages of the trained trials (all rungs):\n\n" + format_table(["stage", "median s", "mean s", "share"],
                                                                             stage_rows(trials)),
         "Rung jobs:\n\n" + format_table(["rung", "epochs", "jobs", "median s"], rung_rows(trials, rungs)),
-        savings_text(s)])
+        savings_text(s), probe_text(probe)] if part)
     data = {"study": study.study_name, "outcomes": outcomes, "rungs": rungs, "savings": asdict(s),
-            "screening_saved_s": s.screening_saved_s, "cache_saved_s": s.cache_saved_s}
+            "screening_saved_s": s.screening_saved_s, "cache_saved_s": s.cache_saved_s, "cost_probe": probe}
     return text, data
 
 

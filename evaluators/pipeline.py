@@ -190,6 +190,9 @@ class RungJob:
             weaker than the students pulls them down).
         start: Checkpoint to continue from (``None``: a fresh model).
         screen: Screen the candidate first (rung 0 of a new trial).
+        max_train_s: Most training seconds this rung may cost (a first rung of a multi-rung
+            search); a probe of its first steps stops it when the projection is over
+            (:mod:`evaluators.cost_probe`). ``None``: no limit.
     """
 
     rung: int
@@ -199,15 +202,17 @@ class RungJob:
     teacher_min_accuracy: float = 0.0
     start: Checkpoint | None = None
     screen: bool = False
+    max_train_s: float | None = None
 
 
 @dataclass
 class RungOutcome:
     """What a rung job produced.
 
-    Invariant: ``metrics`` is ``None`` exactly when the job screened the candidate out; otherwise
-    its accuracy figures come from running the rung's ``model.onnx`` on the validation split, and
-    ``checkpoint`` is the rung's checkpoint.
+    Invariant: ``metrics`` is ``None`` exactly when the job stopped the candidate before it was
+    trained: screened out (over a budget) or too costly (``too_costly`` set, its screen kept);
+    otherwise its accuracy figures come from running the rung's ``model.onnx`` on the validation
+    split, and ``checkpoint`` is the rung's checkpoint.
 
     Attributes:
         job: The job.
@@ -220,6 +225,10 @@ class RungOutcome:
         screen_fingerprint_matched: Whether the artifact's graph equals the screened one.
         teacher_accuracy: The KD teacher's validation accuracy when this job consulted one (it
             was refused when ``kd_applied`` is False), else ``None``.
+        too_costly: When the cost probe stopped the rung: ``projected_s``, ``limit_s`` and
+            ``step_s`` (:class:`evaluators.cost_probe.TrainingTooCostly`); else ``None``.
+        projected_train_s: The cost probe's projection of the rung's training seconds when it
+            let the rung train (compare with ``stage_seconds``); else ``None``.
     """
 
     job: RungJob
@@ -231,6 +240,8 @@ class RungOutcome:
     kd_applied: bool = False
     screen_fingerprint_matched: bool | None = None
     teacher_accuracy: float | None = None
+    too_costly: dict[str, float] | None = None
+    projected_train_s: float | None = None
 
 
 def input_shape(candidate: Candidate) -> tuple[int, int, int, int]:
@@ -390,12 +401,14 @@ def _save_checkpoint(path: Path, model: Any, loss_state: dict[str, Any], *, rung
 
 def _train_rung(
     candidate: Candidate, ctx: TrialContext, trial_dir: Path, job: RungJob, clock: StageClock, windows: Windows,
-) -> tuple[Any, Checkpoint, bool]:
+    probe: Any = None,
+) -> tuple[Any, Checkpoint, bool, float | None]:
     """Train the rung; returns the model to ship, its checkpoint, whether KD was used and the
     teacher's validation accuracy (``None`` when no teacher was consulted).
 
     A teacher whose validation accuracy is not above ``job.teacher_min_accuracy`` is refused: the
-    rung trains without distillation.
+    rung trains without distillation. ``probe`` (a :class:`evaluators.cost_probe.TrainingCostProbe`)
+    wraps every training step when given.
     """
     import torch
 
@@ -435,6 +448,8 @@ def _train_rung(
     if teacher is None:
         mix = dataclasses.replace(mix, kd=0.0)
     step_context = ctx.step_context(windows)
+    if probe is not None:
+        step_context = probe.wrap(step_context)
     lr = candidate.lr if done == 0 else candidate.lr * CONTINUE_LR_FACTOR
     with clock("train"):
         result = train(model, batches, loss_mix=mix, epochs=job.epochs - done, lr=lr, device=ctx.device,
@@ -460,6 +475,18 @@ def _train_rung(
     return model, checkpoint, teacher is not None, teacher_accuracy
 
 
+def _cost_probe(candidate: Candidate, ctx: TrialContext, job: RungJob) -> Any:
+    """The first rung's cost probe (``None`` when the job has no limit or continues a checkpoint)."""
+    from evaluators.cost_probe import TrainingCostProbe, first_rung_steps
+
+    if job.max_train_s is None or job.start is not None:
+        return None
+    steps = -(-len(ctx.dataset.splits["train"].labels) // candidate.batch_size)
+    total = first_rung_steps(steps_per_epoch=steps, epochs=job.epochs, finetune_epochs=candidate.finetune_epochs,
+                             prune_ratio=candidate.prune_ratio)
+    return TrainingCostProbe(job.max_train_s, total)
+
+
 def _fairness_state(fair: Any) -> dict[str, Any]:
     """The fairness method's state to continue from (Group DRO's group weights), if it has one."""
     return fair.weighting.state_dict() if hasattr(fair.weighting, "state_dict") else {}
@@ -471,10 +498,14 @@ def run_rung(
 ) -> RungOutcome:
     """Run one rung job (screening first when ``job.screen``); writes ``trial_dir/model.onnx``.
 
+    A first rung whose cost probe projects more training seconds than ``job.max_train_s`` ends
+    after its first few steps with ``too_costly`` set and no metrics (nothing is saved).
+
     Raises:
         TrialCancelled: ``ctx.cancel`` was set while training.
     """
     from evaluators.complexity import count_macs, count_params
+    from evaluators.cost_probe import TrainingTooCostly
     from evaluators.evaluate import evaluate_artifact
     from evaluators.hashing import sha256_file
     from evaluators.metrics import figure_intervals
@@ -488,7 +519,14 @@ def run_rung(
         if not screened.feasible:
             return RungOutcome(job, screened, None, stage_seconds=dict(clock.seconds))
     windows = Windows()
-    model, checkpoint, kd_applied, teacher_accuracy = _train_rung(candidate, ctx, trial_dir, job, clock, windows)
+    probe = _cost_probe(candidate, ctx, job)
+    try:
+        model, checkpoint, kd_applied, teacher_accuracy = _train_rung(candidate, ctx, trial_dir, job, clock, windows,
+                                                                      probe)
+    except TrainingTooCostly as exc:
+        probe = {"projected_s": exc.projected_s, "limit_s": exc.limit_s, "step_s": exc.step_s}
+        return RungOutcome(job, screened, None, stage_seconds=dict(clock.seconds), train_windows=windows.spans,
+                           too_costly=probe)
     with clock("export_quantize"):
         calibration = calibration_batches(ctx.dataset, candidate.resolution, ctx.calibration_images, ctx.seed)
         artifact = write_artifact(model, candidate, trial_dir, calibration)
@@ -515,7 +553,7 @@ def run_rung(
     metrics.scores = ctx.task.score_values(metrics.to_dict())
     matched = None if screened is None else fingerprint == screened.fingerprint
     return RungOutcome(job, screened, metrics, checkpoint, dict(clock.seconds), windows.spans, kd_applied, matched,
-                       teacher_accuracy)
+                       teacher_accuracy, projected_train_s=probe.projected_s if probe is not None else None)
 
 
 def run_trial(

@@ -19,12 +19,16 @@ Study user attributes:
 Trial user attributes:
     ``candidate``: ``Candidate.to_params()``. ``candidate_text``: ``Candidate.describe()``.
     ``rung.<r>``: what rung ``r`` gave: ``{rung, epochs, values, feasible, figures, checkpoint,
-    seconds, stage_seconds, kd, decision, train_windows, resumed_from, copied_from}``.
+    seconds, stage_seconds, kd, decision, train_windows, resumed_from, copied_from,
+    projected_train_s}`` (the first-rung cost probe's projection, when it let the rung train).
     ``rung``: the highest rung finished. ``stopped``: why a PRUNED trial stopped (a promotion
     decision, or the budget). ``continues``: number of the interrupted trial this one continues.
     ``screen``: screening record ``{fingerprint, latency, size_bytes, seconds}``.
     ``latency``: ``LatencyResult.to_dict()`` of the artifact.
-    ``feasible``: bool. ``infeasible_reason``: why not (over the latency or size budget).
+    ``feasible``: bool. ``infeasible_reason``: why not (over the latency or size budget, or too
+    costly to train for the search's budget).
+    ``too_costly``: ``{projected_s, limit_s, step_s}`` when the first-rung cost probe stopped the
+    candidate after a few training steps (it is then recorded as screened out).
     ``trained``: bool (infeasible candidates are never trained).
     ``metrics``: ``Metrics.to_dict()`` of the highest rung (trained trials only); a COMPLETE
     trial's objective values come from its top rung, a PRUNED one has none (Optuna's rule).
@@ -69,6 +73,7 @@ RUNG = "rung"
 RUNG_PREFIX = "rung."
 STOPPED = "stopped"
 CONTINUES = "continues"
+TOO_COSTLY = "too_costly"
 
 
 def rung_key(rung: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from search.config import DEFAULT_FIRST_RUNG_SHARE
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: sqlite:///<out>/hwsearch.db)")
     p.add_argument("--timeout", type=float, metavar="SEC",
                    help="wall-clock budget of the study's search in seconds, counting earlier runs of the same "
-                   "study (default: the space's, 600 s for esfair); the plan of how many candidates to train at "
+                   "study (default: the space's, 720 s for esfair); the plan of how many candidates to train at "
                    "which fidelity follows from it")
     p.add_argument("--trials", type=int, metavar="N",
                    help="cap on the candidates the study evaluates, counting earlier runs; failed trials do not "
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rungs", metavar="E1,E2,...",
                    help="training epochs at each fidelity rung, e.g. 1,3,9 (default: planned from the budget, "
                    "at most 9 epochs; --override epochs=N trains every candidate N epochs in one rung)")
+    p.add_argument("--max-first-rung-share", type=float, default=DEFAULT_FIRST_RUNG_SHARE, metavar="SHARE",
+                   help="most of the budget one candidate's first rung may spend training; a probe of its first "
+                   "steps stops a costlier one, which is screened out as too costly (default "
+                   f"{DEFAULT_FIRST_RUNG_SHARE:g}; 0: no limit; not applied with one rung, e.g. --override epochs=N)")
     p.add_argument("--eta", type=int, default=3,
                    help="successive-halving factor: the top 1/eta of a rung continues to the next (default 3)")
     p.add_argument("--data", help="image folder ROOT/[train|val|test/][<group>/]<class>/*, a CSV manifest "

@@ -18,6 +18,11 @@ from evaluators.errors import HwsearchError
 ENV_FLEET_TOKEN = "HWSEARCH_FLEET_TOKEN"
 MAX_EPOCHS = 9
 """Epochs of the top rung when the plan chooses the rungs."""
+DEFAULT_FIRST_RUNG_SHARE = 0.10
+"""Most of the budget one candidate's first rung may spend training (``--max-first-rung-share``).
+A candidate whose one epoch costs more than a tenth of the budget could not be trained to the
+middle rung (3 epochs) without spending a third of it on one model; it is the KD teacher's share
+too (:data:`search.context.TEACHER_SHARE`)."""
 
 
 class ConfigError(HwsearchError):
@@ -129,6 +134,7 @@ class SearchConfig:
     fleet_timeout: float
     no_progress: bool
     fleet_ca: str | None = None
+    max_first_rung_share: float = DEFAULT_FIRST_RUNG_SHARE
 
     @classmethod
     def from_args(cls, args: Any, environ: Mapping[str, str] | None = None) -> "SearchConfig":
@@ -153,6 +159,10 @@ class SearchConfig:
                             ("--eval-batch", args.eval_batch)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} {value} must be >= 1", f"pass {name} 1 or more")
+        share = getattr(args, "max_first_rung_share", DEFAULT_FIRST_RUNG_SHARE)
+        if not (math.isfinite(share) and 0 <= share <= 1):
+            raise ConfigError(f"--max-first-rung-share {share:g} is not in [0, 1]",
+                              "pass e.g. --max-first-rung-share 0.1 (0 lets a first rung cost any share)")
         if args.eta < 2:
             raise ConfigError(f"--eta {args.eta} must be >= 2", "pass --eta 3 (the top third continues)")
         if args.min_accuracy is not None and not (math.isfinite(args.min_accuracy) and 0 <= args.min_accuracy < 1):
@@ -186,7 +196,7 @@ class SearchConfig:
             train_device=args.train_device, device=args.device, fleet=args.fleet, fleet_listen=args.fleet_listen,
             fleet_token=args.fleet_token or env.get(ENV_FLEET_TOKEN) or None,
             fleet_timeout=args.fleet_timeout, no_progress=args.no_progress,
-            fleet_ca=getattr(args, "fleet_ca", None),
+            fleet_ca=getattr(args, "fleet_ca", None), max_first_rung_share=share,
         )
 
     @property

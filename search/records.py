@@ -44,7 +44,13 @@ def sample_candidate(space: SpaceSpec, trial: Any, overrides: Mapping[str, Any],
 
 
 def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
-    """Store a candidate that failed screening; returns its objective values (the task's worst)."""
+    """Store a candidate stopped before training; returns its objective values (the task's worst).
+
+    It failed screening (over a budget), or its first rung's cost probe projected more training
+    seconds than the search lets a first rung cost (``outcome.too_costly``). Either way Optuna
+    sees a COMPLETE trial with the screen's known figures and the worst values for the rest, and
+    the floors it cannot meet violated, so the samplers learn to avoid the region.
+    """
     screen = outcome.screen
     known = screen.metrics()
     trial.set_user_attr(attrs.SCREEN, screen.to_dict())
@@ -52,7 +58,13 @@ def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
     trial.set_user_attr(attrs.LATENCY, screen.latency.to_dict())
     trial.set_user_attr(attrs.TRAINED, False)
     trial.set_user_attr(attrs.FEASIBLE, False)
-    trial.set_user_attr(attrs.INFEASIBLE_REASON, task.violation_reasons(known) or "screened out")
+    reason = task.violation_reasons(known) or "screened out"
+    if outcome.too_costly is not None:
+        probe = outcome.too_costly
+        trial.set_user_attr(attrs.TOO_COSTLY, dict(probe))
+        reason = (f"too costly for this budget: its first rung would train ~{probe['projected_s']:.0f} s, over "
+                  f"{probe['limit_s']:.0f} s (--max-first-rung-share)")
+    trial.set_user_attr(attrs.INFEASIBLE_REASON, reason)
     record_constraints(trial, task.screened_out_violations(known))
     return task.screened_out_values(known)
 
@@ -72,6 +84,7 @@ def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | N
         "train_epochs": outcome.job.epochs - start, "train_s": outcome.stage_seconds.get("train", 0.0),
         "kd": outcome.kd_applied, "teacher_accuracy": outcome.teacher_accuracy, "train_windows": outcome.train_windows,
         "resumed_from": dict(resumed_from) if resumed_from else None, "finished_at": time.time(),
+        "projected_train_s": getattr(outcome, "projected_train_s", None),
     }
 
 

@@ -123,7 +123,7 @@ def format_trial_summary(trials: Sequence[Any]) -> str:
     counts: dict[str, int] = {}
     for t in trials:
         if t.state.name == "COMPLETE":
-            key = "complete at the top rung" if t.user_attrs.get(attrs.TRAINED) else "screened out (over budget)"
+            key = "complete at the top rung" if t.user_attrs.get(attrs.TRAINED) else "screened out (over a budget or too costly)"
         elif t.state.name == "PRUNED":
             key = "stopped at a lower rung"
         else:

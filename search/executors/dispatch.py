@@ -136,7 +136,7 @@ def execute(
         study=run.study, space=run.space, overrides=config.overrides, context=run.context, spec=run.spec,
         rungs=run.rungs, budget=run.budget, cost=CostModel(rate=0.0, images=len(run.dataset.splits["train"])),
         deadline=(time.monotonic() if started is None else started) + remaining_s, study_dir=run.study_dir,
-        teacher_macs=lambda: teacher_macs(run.dataset),
+        teacher_macs=lambda: teacher_macs(run.dataset), first_rung_share=config.max_first_rung_share,
     )
     driver = Driver(study=run.study, claims=claims, slots=slots, scheduler=scheduler, task=run.task,
                     callbacks=callbacks, stop=stop, on_tick=on_tick, on_rung=on_rung,

@@ -86,6 +86,9 @@ class Scheduler:
         teacher_macs: ``() -> MACs`` per image of the KD teacher (counted when first needed).
         on_plan: Called with the plan once the ladder is chosen (the driver stores it).
         announce: Prints a line for the user (a decision about KD, the plan).
+        first_rung_share: Most of the budget one candidate's first rung may spend training
+            (``--max-first-rung-share``; 0: no limit). It applies while the ladder has more than
+            one rung (or is not chosen yet): in a one-rung search the first rung is the trial.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Scheduler:
         spec: FrontSpec, rungs: tuple[int, ...] | None, budget: Budget, cost: CostModel, deadline: float,
         study_dir: Path, teacher_macs: Callable[[], float] | None = None,
         on_plan: Callable[[Plan], None] | None = None, announce: Callable[[str], None] = print,
+        first_rung_share: float = 0.0,
     ) -> None:
         self.study = study
         self.space = space
@@ -108,6 +112,7 @@ class Scheduler:
         self.teacher_macs = teacher_macs
         self.on_plan = on_plan
         self.announce = announce
+        self.first_rung_share = first_rung_share
         self._teacher_epochs: int | None = None
         self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in study.get_trials(deepcopy=False)
                                    for record in attrs.rung_records(t.user_attrs).values()
@@ -121,6 +126,12 @@ class Scheduler:
     def remaining_s(self) -> float:
         """Seconds of budget left."""
         return self.deadline - time.monotonic()
+
+    def first_rung_limit_s(self) -> float | None:
+        """Most training seconds a new candidate's first rung may cost (``None``: no limit)."""
+        if self.first_rung_share <= 0 or (self.rungs is not None and len(self.rungs) < 2):
+            return None
+        return self.first_rung_share * self.budget.total_s
 
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
@@ -199,7 +210,8 @@ class Scheduler:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
         job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
-                      start=start, screen=start is None)
+                      start=start, screen=start is None,
+                      max_train_s=self.first_rung_limit_s() if start is None else None)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
 

@@ -148,3 +148,20 @@ def test_a_teacher_not_above_the_candidates_is_refused(tiny_dataset, tmp_path: P
     outcome = run_rung(candidate, ctx, tmp_path / "trial", job)
     assert outcome.teacher_accuracy == teacher_accuracy and outcome.kd_applied is used
     assert bool(forwards) is used, "a refused teacher is never run"
+
+
+def test_a_first_rung_over_its_cost_limit_stops_after_a_few_steps(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from evaluators.pipeline import RungJob, run_rung
+
+    ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
+    candidate = dataclasses.replace(CANDIDATE, batch_size=8, epochs=3)
+    job = RungJob(rung=0, epochs=3, final=False, screen=True, max_train_s=1e-4)
+    outcome = run_rung(candidate, ctx, tmp_path / "trial", job)
+    assert outcome.metrics is None and outcome.screen is not None and outcome.screen.feasible
+    assert outcome.too_costly is not None and outcome.too_costly["projected_s"] > outcome.too_costly["limit_s"] == 1e-4
+    assert not (tmp_path / "trial" / "rung_0.pt").exists() and not (tmp_path / "trial" / "model.onnx").exists()
+    roomy = run_rung(candidate, ctx, tmp_path / "roomy", dataclasses.replace(job, max_train_s=1e6))
+    assert roomy.metrics is not None and roomy.too_costly is None
+    assert 0 < roomy.projected_train_s < 1e6

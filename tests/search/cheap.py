@@ -59,8 +59,10 @@ class CheapSlots:
     """Runs ``outcome(job)`` for up to ``jobs`` jobs at once in threads, after ``delay_s``."""
 
     def __init__(self, jobs: int = 2, *, delay_s: float = 0.01, fail: Callable[[Job], bool] | None = None,
-                 started: Callable[[Job], None] | None = None) -> None:
+                 started: Callable[[Job], None] | None = None,
+                 outcome: Callable[[Job], RungOutcome] = cheap_outcome) -> None:
         self.jobs = jobs
+        self.outcome = outcome
         self.delay_s = delay_s
         self.fail = fail
         self.on_start = started
@@ -87,7 +89,7 @@ class CheapSlots:
             elif self.fail is not None and self.fail(job):
                 self._done.put(JobDone(job, reason="RuntimeError: planned failure"))
             else:
-                self._done.put(JobDone(job, outcome=cheap_outcome(job), worker={"host": "h", "pid": 1}))
+                self._done.put(JobDone(job, outcome=self.outcome(job), worker={"host": "h", "pid": 1}))
 
         threading.Thread(target=work, daemon=True).start()
 
@@ -116,6 +118,7 @@ class CheapSlots:
 def cheap_driver(
     study: Any, storage: Any, url: str, out: Path, *, cap: int | None, slots: Any, rungs: Sequence[int] = (1,),
     eta: int = 3, budget_s: float = 120.0, callbacks: Sequence[Any] = (), stop: StopSignal | None = None,
+    first_rung_share: float = 0.0,
 ) -> Driver:
     """A real driver on ``study`` with the esfair space, cheap slots and a generous budget."""
     space = get_space("esfair")
@@ -124,6 +127,7 @@ def cheap_driver(
         study=study, space=space, overrides={}, context=SampleContext(), spec=FrontSpec.from_task(task),
         rungs=tuple(rungs), budget=Budget(total_s=budget_s, spent_before_s=0.0, cap=cap, eta=eta, max_epochs=9),
         cost=CostModel(rate=0.0, images=10, overhead_s=0.0), deadline=time.monotonic() + budget_s, study_dir=out,
+        first_rung_share=first_rung_share,
     )
     claims = TrialBudget(study, storage, StudyLock(url, study.study_name), cap)
     return Driver(study=study, claims=claims, slots=slots, scheduler=scheduler, task=task, callbacks=callbacks,

@@ -49,11 +49,16 @@ def test_malformed_override(tmp_path: Path) -> None:
     assert_one_line_error(result, "colour")
 
 
+def test_first_rung_share_outside_zero_to_one(tmp_path: Path) -> None:
+    result = run_cli("--max-first-rung-share", "1.5", cwd=tmp_path)
+    assert_one_line_error(result, "--max-first-rung-share 1.5 is not in [0, 1]", "0.1")
+
+
 def test_help_explains_every_option(tmp_path: Path) -> None:
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
     for option in ("--space", "--study", "--storage", "--trials", "--timeout", "--data", "--latency",
-                   "--latency-budget", "--sampler", "--seed", "--out", "--jobs", "--baselines"):
+                   "--latency-budget", "--sampler", "--seed", "--out", "--jobs", "--baselines", "--max-first-rung-share"):
         assert option in result.stdout
 
 

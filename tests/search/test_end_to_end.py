@@ -135,3 +135,20 @@ def assert_snippet_predicts_like_the_model(export_dir: Path, images: list[Path])
     usage = subprocess.run([sys.executable, str(snippet), "--help"], capture_output=True, text=True, timeout=120)
     assert usage.returncode != 0 and "usage: python run_onnx.py IMAGE" in usage.stderr
     assert "Traceback" not in usage.stderr
+
+
+def test_a_first_rung_over_its_share_of_the_budget_stops_after_a_few_steps(tiny_data: Path, tmp_path: Path) -> None:
+    result = cli("search.launch", "--space", "esfair", "--data", str(tiny_data), "--trials", "2", "--rungs", "1,2",
+                 "--override", "resolution=32", "--override", "batch_size=4", "--override", "finetune_epochs=0",
+                 "--latency-budget", "1000", "--min-accuracy", "0", "--no-progress", "--out", "runs",
+                 "--max-first-rung-share", "0.000001", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "too costly for this budget: its first rung would train" in result.stdout
+    study = optuna.load_study(study_name="esfair", storage=f"sqlite:///{tmp_path / 'runs' / 'hwsearch.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for t in study.trials:
+        probe = t.user_attrs[attrs.TOO_COSTLY]
+        assert probe["projected_s"] > probe["limit_s"] and probe["limit_s"] == pytest.approx(720 * 1e-6)
+        assert not t.user_attrs[attrs.TRAINED] and not t.user_attrs[attrs.FEASIBLE]
+        assert attrs.rung_key(0) not in t.user_attrs
+        assert not (tmp_path / "runs" / "esfair" / f"trial_{t.number}" / "rung_0.pt").exists()

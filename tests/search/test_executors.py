@@ -244,3 +244,45 @@ def test_ray_worker_trains_on_the_gpu_ray_gave_it_else_cpu(monkeypatch: pytest.M
     assert _train_device("auto") == "cpu" and _train_device("cpu") == "cpu"
     with pytest.raises(HwsearchError, match="sees no GPU"):
         _train_device("cuda")
+
+
+def _too_costly_above_64_px(job: Any) -> Any:
+    """Cheap figures, except that a first rung with a cost limit is too costly above 64 px."""
+    import dataclasses
+
+    from tests.search.cheap import cheap_outcome
+
+    outcome = cheap_outcome(job)
+    if job.rung.max_train_s is not None and job.candidate.resolution > 64:
+        probe = {"projected_s": 10 * job.rung.max_train_s, "limit_s": job.rung.max_train_s, "step_s": 0.5}
+        return dataclasses.replace(outcome, metrics=None, checkpoint=None, too_costly=probe)
+    return outcome
+
+
+def test_a_first_rung_too_costly_for_the_budget_is_screened_out_and_the_rest_go_on(tmp_path: Path) -> None:
+    url, storage, study = _study(tmp_path, "costly")
+    limits: list[tuple[int, float | None]] = []
+    slots = CheapSlots(1, outcome=_too_costly_above_64_px, started=lambda job: limits.append(
+        (job.rung.rung, job.rung.max_train_s)))
+    cheap_driver(study, storage, url, tmp_path, cap=12, slots=slots, rungs=(1, 3), budget_s=100.0,
+                 first_rung_share=0.1).run()
+    assert {limit for rung, limit in limits if rung == 0} == {10.0}
+    assert {limit for rung, limit in limits if rung > 0} <= {None}
+    trials = study.get_trials(deepcopy=False)
+    costly = [t for t in trials if attrs.TOO_COSTLY in t.user_attrs]
+    assert costly and len(costly) < len(trials)
+    for t in costly:
+        assert t.state == TrialState.COMPLETE and t.user_attrs[attrs.FEASIBLE] is False
+        assert not t.user_attrs[attrs.TRAINED] and attrs.rung_key(0) not in t.user_attrs
+        assert t.user_attrs[attrs.INFEASIBLE_REASON].startswith("too costly for this budget: its first rung would "
+                                                                "train ~100 s, over 10 s")
+    assert any(attrs.rung_key(1) in t.user_attrs for t in trials), "cheaper candidates still climb the ladder"
+
+
+def test_a_one_rung_search_has_no_first_rung_cost_limit(tmp_path: Path) -> None:
+    url, storage, study = _study(tmp_path, "one-rung")
+    limits: list[float | None] = []
+    slots = CheapSlots(1, outcome=_too_costly_above_64_px, started=lambda job: limits.append(job.rung.max_train_s))
+    cheap_driver(study, storage, url, tmp_path, cap=4, slots=slots, rungs=(2,), first_rung_share=0.1).run()
+    assert limits == [None] * 4
+    assert not any(attrs.TOO_COSTLY in t.user_attrs for t in study.get_trials(deepcopy=False))
