@@ -6,9 +6,11 @@ Makes (once, cached under ``<out>/photos-<images>``) a grouped image folder like
 with a 4 % minority, 2 classes, ~``images`` JPEG photos of 200 x 200 px rendered by the embedded
 lesion generator (the minority on the darkest skin tone, where lesions have the least contrast).
 Then runs the real launcher on it with ``--timeout BUDGET`` and watches its log: when the plan is
-printed, when the first rung result arrives, when the first trial finishes (is told to Optuna),
-whether a KD teacher was trained and what it cost. It stops the launcher (SIGTERM, the documented
-clean stop) once the first trial has finished, and checks that the stop left no trial RUNNING.
+printed, when the first rung result arrives, when the first trained trial finishes (is told to
+Optuna: complete, or stopped at a rung; a candidate screened out untrained, over the latency budget
+or too costly for the budget, is counted apart), whether a KD teacher was trained and what it
+cost. It stops the launcher (SIGTERM, the documented clean stop) once the first trained trial has
+finished, and checks that the stop left no trial RUNNING.
 
 Target (issue 9): the first trial finishes within 10 % of the budget, the teacher included.
 """
@@ -78,8 +80,12 @@ def watch(data: Path, budget: float, out: Path) -> dict[str, object]:
             seen["teacher"] = line.strip()
         if re.match(r"trial \d+ rung \d+ ", line):
             seen.setdefault("first_rung_result_s", now)
-        if re.match(r"trial \d+ (complete|stopped|screened out|FAILED)", line):
-            seen.setdefault("first_trial_finished_s", now)
+        if re.match(r"trial \d+ screened out", line):
+            seen.setdefault("first_screened_out_s", now)
+            seen["screened_out"] = int(seen.get("screened_out", 0)) + 1
+            seen["too_costly"] = int(seen.get("too_costly", 0)) + ("too costly" in line)
+        if re.match(r"trial \d+ (complete|stopped|FAILED)", line) and "first_trial_finished_s" not in seen:
+            seen["first_trial_finished_s"] = now
             proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=300)
     seen["exit_code"] = proc.returncode
@@ -112,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "images": images, "budget_s": budget, "plan": seen.get("plan"), "teacher": seen.get("teacher", "not trained"),
         "teacher_s": seen["teacher_s"], "first_rung_result_s": seen.get("first_rung_result_s"),
         "first_trial_finished_s": first, "share_of_budget": share, "exit_code": seen["exit_code"],
+        "screened_out": seen.get("screened_out", 0), "too_costly": seen.get("too_costly", 0),
+        "first_screened_out_s": seen.get("first_screened_out_s"),
         "running_after_stop": seen["running_after_stop"],
     }
     (out / "first_results.json").write_text(json.dumps({**summary, "log": seen["log"]}, indent=1))
@@ -119,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"first results on {images} real-size JPEGs, {budget:.0f} s budget (python bench/first_results.py)",
              f"- {summary['plan']}", f"- KD teacher: {summary['teacher']} ({summary['teacher_s']:.0f} s)",
              f"- first rung result after {summary['first_rung_result_s']} s of the launcher's run",
-             f"- first finished trial after {first} s = {100 * (share or 0):.1f} % of the budget "
+             f"- first finished trained trial after {first} s = {100 * (share or 0):.1f} % of the budget "
              f"({verdict} the 10 % target)",
+             f"- screened out before it: {summary['screened_out']} candidate(s), {summary['too_costly']} of them too "
+             f"costly for the budget (first after {summary['first_screened_out_s']} s)",
              f"- SIGTERM then: exit code {seen['exit_code']}, {seen['running_after_stop']} trial(s) left RUNNING"]
     (out / "first_results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,11 +11,12 @@ skipped: fewer candidates, the same depth), else 1 → 3. A budget that brings n
 :data:`MIN_TOP` still buys depth for one candidate (the deepest ladder with about one at the top)
 before it falls back to 1 epoch alone.
 
-Costs come from a :class:`CostModel`: seconds per training epoch ≈ ``rate × MACs × training
-images``, fitted on every finished rung of the search itself (nothing is guessed before the
-first rungs are timed), plus a per-job overhead (screening, export, quantization, evaluation).
-A first rung also pays the fine-tune epochs after pruning (pruning happens once, after rung 0):
-the model learns their mean per first-rung job and the plan counts them.
+Costs come from a :class:`CostModel` fitted on every finished rung of the search itself (nothing
+is guessed before the first rungs are timed): the typical epoch is the median of the timed jobs'
+own seconds per epoch, plus a per-job overhead (screening, export, quantization, evaluation). A
+first rung also pays the fine-tune epochs after pruning (pruning happens once, after rung 0) and
+its share of the candidates stopped untrained (screened out, or too costly for the budget): the
+model learns both and the plan counts them.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class CostModel:
     are never negative.
 
     Attributes:
-        rate: Training seconds per (MAC x image).
+        rate: Training seconds per (MAC x image): prices a candidate by its MACs before it was
+            timed itself.
         images: Training images per epoch.
         overhead_s: Median non-training seconds of a job.
         first_rung_extra_epochs: Mean fine-tune epochs (after pruning) of the first-rung jobs
@@ -59,6 +61,9 @@ class CostModel:
     _rates: list[float] = field(default_factory=list)
     _overheads: list[float] = field(default_factory=list)
     _macs: list[float] = field(default_factory=list)
+    _epoch_s: list[float] = field(default_factory=list)
+    _untrained_s: list[float] = field(default_factory=list)
+    _first_rungs: int = 0
 
     @property
     def observed(self) -> bool:
@@ -66,8 +71,26 @@ class CostModel:
         return bool(self._rates)
 
     def typical_epoch_seconds(self) -> float:
-        """Epoch cost of the median candidate trained so far (by MACs)."""
-        return self.epoch_seconds(statistics.median(self._macs)) if self._macs else 0.0
+        """Median seconds per training epoch of the jobs timed so far (0 before any).
+
+        The median of each job's own figure, not the rate's median times the median MACs:
+        per-MAC speed differs several-fold between architectures (an LCNet ×0.35 trains far
+        slower per MAC than a MobileNetV2), and that product once priced a typical epoch at
+        2 s when the jobs took 7–27 s, so the plan chose a ladder no candidate could climb.
+        """
+        return statistics.median(self._epoch_s) if self._epoch_s else 0.0
+
+    def untrained_seconds_per_candidate(self) -> float:
+        """Seconds spent on candidates stopped untrained, per candidate that trained a first rung.
+
+        A search pays them on top of its first rungs (screening, the cost probe's steps); 0 until
+        a first rung was timed.
+        """
+        return sum(self._untrained_s) / self._first_rungs if self._first_rungs else 0.0
+
+    def observe_untrained(self, seconds: float) -> None:
+        """Learn from a candidate stopped before training (screened out or too costly)."""
+        self._untrained_s.append(max(0.0, float(seconds)))
 
     def epoch_seconds(self, macs: float) -> float:
         """Estimated seconds of one training epoch of a model with ``macs`` MACs per image."""
@@ -86,8 +109,11 @@ class CostModel:
                 (0 when it did not prune); ``None`` for later rungs.
         """
         if first_rung_extra_epochs is not None:
+            self._first_rungs += 1
             self._extra_epochs.append(float(first_rung_extra_epochs))
             self.first_rung_extra_epochs = statistics.fmean(self._extra_epochs)
+        if epochs > 0 and train_s > 0:
+            self._epoch_s.append(train_s / epochs)
         if macs > 0 and epochs > 0 and train_s > 0:
             self._rates.append(train_s / (float(macs) * self.images * epochs))
             self._macs.append(float(macs))
@@ -161,12 +187,15 @@ def ladder_options(eta: int, max_epochs: int) -> list[tuple[int, ...]]:
 def make_plan(
     *, budget_s: float, spent_s: float, epoch_s: float, overhead_s: float, eta: int, max_epochs: int,
     rungs: tuple[int, ...] | None = None, cap: int | None = None, first_extra_epochs: float = 0.0,
+    first_extra_s: float = 0.0,
 ) -> Plan:
     """Choose the rungs (unless given) and the expected occupancy for the remaining budget.
 
     A candidate's first rung costs its epochs plus ``first_extra_epochs`` (the mean fine-tune
-    epochs after pruning, :attr:`CostModel.first_rung_extra_epochs`); later rungs their new
-    epochs; every rung one job's ``overhead_s``.
+    epochs after pruning, :attr:`CostModel.first_rung_extra_epochs`) plus ``first_extra_s`` (its
+    share of the candidates stopped untrained,
+    :meth:`CostModel.untrained_seconds_per_candidate`); later rungs their new epochs; every rung
+    one job's ``overhead_s``.
 
     Every ladder starts at one epoch (the cheap first look at many candidates is the point);
     the first of :func:`ladder_options` whose expected top-rung count reaches :data:`MIN_TOP`
@@ -184,10 +213,10 @@ def make_plan(
         return out
 
     def cost(started: float, candidate_rungs: tuple[int, ...]) -> float:
-        previous, total, extra = 0, 0.0, first_extra_epochs
+        previous, total, extra, extra_s = 0, 0.0, first_extra_epochs, first_extra_s
         for count, epochs in zip(counts(started, candidate_rungs), candidate_rungs):
-            total += count * ((epochs - previous + extra) * epoch_s + overhead_s)
-            previous, extra = epochs, 0.0
+            total += count * ((epochs - previous + extra) * epoch_s + overhead_s + extra_s)
+            previous, extra, extra_s = epochs, 0.0, 0.0
         return total
 
     def occupancy(candidate_rungs: tuple[int, ...]) -> tuple[float, ...]:

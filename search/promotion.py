@@ -10,7 +10,10 @@ candidate stopped is final (Optuna marks it PRUNED). One change for small counts
 than η candidates have finished a rung, a decision would have to promote blindly (Optuna promotes
 the first one whatever it is) or stop blindly (the first η − 1 could never continue); instead the
 candidate *waits* (:func:`decide` says so, the driver parks the trial without a slot) and is
-decided with the others once η have finished the rung.
+decided with the others once η have finished the rung. When no more candidates will come (the
+budget or the cap is spent: a *final* decision), at least the best feasible one continues, so a
+search whose last candidates could not make η still brings its best one to the top rung if the
+budget allows (the scheduler checks that the next rung fits).
 
 Latency is exact from rung 0 (it is measured before training), so it takes part in every rung's
 ranking; accuracy and fairness are that rung's estimates.
@@ -66,7 +69,8 @@ def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int
     """Decide whether trial ``number`` (one of ``entries``) continues past ``rung``.
 
     Args:
-        final: Decide even with fewer than ``eta`` competitors (no more will come): stop then.
+        final: No more competitors will come: decide even with fewer than ``eta``, and let at
+            least the best feasible one continue (quota ``max(1, n // eta)``).
 
     Raises:
         ValueError: ``number`` is not among ``entries``.
@@ -75,7 +79,7 @@ def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int
     if me is None:
         raise ValueError(f"trial {number} has no entry at rung {rung}")
     feasible = [e for e in entries if e.feasible]
-    quota = len(entries) // eta
+    quota = max(1, len(entries) // eta) if final else len(entries) // eta
     if not me.feasible:
         return Decision(False, None, len(entries), quota, f"infeasible at rung {rung}: never promoted")
     if len(entries) < eta and not final:
@@ -86,10 +90,7 @@ def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int
     if position < quota:
         reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, top {quota} continue"
         return Decision(True, position, len(entries), quota, reason)
-    if quota == 0:
-        reason = f"rung {rung}: only {len(entries)} candidate(s) finished it before the search ended (η={eta})"
-    else:
-        reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, only the top {quota} continue"
+    reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, only the top {quota} continue"
     return Decision(False, position, len(entries), quota, reason)
 
 

@@ -233,6 +233,7 @@ class Driver:
             return
         outcome = done.outcome
         if outcome.metrics is None:
+            self.scheduler.observe_untrained(outcome)
             values = record_screened_out(trial, outcome, self.task)
             self._tell(trial, values)
             return

@@ -114,6 +114,8 @@ class Scheduler:
         self.announce = announce
         self.first_rung_share = first_rung_share
         self._teacher_epochs: int | None = None
+        self._top_started = rungs is not None and any(
+            attrs.rung_key(len(rungs) - 1) in t.user_attrs for t in study.get_trials(deepcopy=False))
         self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in study.get_trials(deepcopy=False)
                                    for record in attrs.rung_records(t.user_attrs).values()
                                    if (record.get("figures") or {}).get("accuracy") is not None), default=0.0)
@@ -136,8 +138,23 @@ class Scheduler:
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
 
+    def top_reserve_s(self) -> float:
+        """Budget kept for taking one candidate from its first rung to the top (0 once one got there).
+
+        While no candidate has started the top rung of a multi-rung ladder, new candidates start
+        only if a typical candidate could still climb from the first rung to the top after them:
+        otherwise the search spends its last minutes on first looks and ends with no candidate
+        at the top (one 6-minute bench run trained 14 first rungs and 3 middle ones, and its
+        front was empty).
+        """
+        if self.rungs is None or len(self.rungs) < 2 or self._top_started:
+            return 0.0
+        climb = self.rungs[-1] - self.rungs[0]
+        return self.cost.typical_epoch_seconds() * climb + self.cost.overhead_s * (len(self.rungs) - 1)
+
     def new_candidate_fits(self) -> bool:
-        """Whether a new candidate's first rung is expected to end before the deadline.
+        """Whether a new candidate's first rung is expected to end before the deadline, with the
+        top rung's reserve (:meth:`top_reserve_s`) left after it.
 
         Until a job of this run has been timed there is nothing to estimate from, so the first
         candidate always starts while budget is left; the budget's hard stop still bounds it.
@@ -147,7 +164,8 @@ class Scheduler:
         if not self.cost.observed:
             return True
         first_epochs = self._first_epochs() + self.cost.first_rung_extra_epochs
-        return self.cost.typical_epoch_seconds() * first_epochs + self.cost.overhead_s <= self.remaining_s()
+        first = self.cost.typical_epoch_seconds() * first_epochs + self.cost.overhead_s
+        return first + self.top_reserve_s() <= self.remaining_s()
 
     def choose_ladder(self) -> Plan:
         """Choose the rungs from the timed first rungs and the budget left (once per study)."""
@@ -156,7 +174,8 @@ class Scheduler:
         spent = self.budget.total_s - self.remaining_s()
         plan = make_plan(budget_s=self.budget.total_s, spent_s=max(0.0, spent), epoch_s=self.cost.typical_epoch_seconds(),
                          overhead_s=self.cost.overhead_s, eta=self.eta, max_epochs=self.budget.max_epochs,
-                         cap=self.budget.cap, rungs=rungs, first_extra_epochs=self.cost.first_rung_extra_epochs)
+                         cap=self.budget.cap, rungs=rungs, first_extra_epochs=self.cost.first_rung_extra_epochs,
+                         first_extra_s=self.cost.untrained_seconds_per_candidate())
         self.rungs = plan.rungs
         if self.on_plan is not None:
             self.on_plan(plan)
@@ -208,7 +227,9 @@ class Scheduler:
             estimate = self.cost.job_seconds(macs, epochs)
         else:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
-        job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
+        final = self.top is not None and rung == self.top
+        self._top_started = self._top_started or (final and self.top > 0)
+        job = RungJob(rung=rung, epochs=target, final=final,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
                       start=start, screen=start is None,
                       max_train_s=self.first_rung_limit_s() if start is None else None)
@@ -289,6 +310,10 @@ class Scheduler:
                       f"after the budget ({max(0.0, self.remaining_s()):.0f} s left)")
             return Verdict("stop", reason=reason, decision=dataclasses.replace(decision, promote=False, reason=reason))
         return Verdict("continue", next_job=next_job, decision=decision)
+
+    def observe_untrained(self, outcome: Any) -> None:
+        """Learn what a candidate stopped before training cost (the plan counts it per candidate)."""
+        self.cost.observe_untrained(sum(outcome.stage_seconds.values()))
 
     def observe(self, job: Job, outcome: Any) -> None:
         """Learn from a finished rung: its timings, its validation accuracy, whether it refused the teacher.

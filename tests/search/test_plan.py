@@ -68,3 +68,26 @@ def test_the_cost_model_learns_rates_overheads_and_first_rung_fine_tunes() -> No
     assert cost.epoch_seconds(1e6) == pytest.approx(10.0)
     assert cost.job_seconds(2e6, 3) == pytest.approx(3 * 20.0 + 4.0)
     assert cost.first_rung_extra_epochs == pytest.approx(0.5), "later rungs do not count"
+
+
+def test_a_typical_epoch_is_the_median_of_the_jobs_own_epochs_not_a_product_of_medians() -> None:
+    cost = CostModel(rate=0.0, images=100)
+    # three architectures whose per-MAC speeds differ 10x: the rate's median times the median MACs
+    # would price a typical epoch at 1 s, while the jobs took 10, 12 and 20 s per epoch
+    cost.observe(macs=1e5, epochs=1, train_s=10.0, other_s=1.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e6, epochs=1, train_s=12.0, other_s=1.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e7, epochs=2, train_s=40.0, other_s=1.0, first_rung_extra_epochs=0)
+    assert cost.typical_epoch_seconds() == pytest.approx(12.0)
+
+
+def test_candidates_stopped_untrained_are_paid_by_the_first_rungs() -> None:
+    cost = CostModel(rate=0.0, images=100)
+    cost.observe_untrained(30.0)
+    assert cost.untrained_seconds_per_candidate() == 0.0, "nothing to divide by before a first rung"
+    cost.observe(macs=1e6, epochs=1, train_s=10.0, other_s=1.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e6, epochs=1, train_s=10.0, other_s=1.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e6, epochs=2, train_s=20.0, other_s=1.0)
+    assert cost.untrained_seconds_per_candidate() == pytest.approx(15.0), "later rungs are not candidates"
+    free = make_plan(budget_s=600, epoch_s=10.0, rungs=(1, 3), **PLAN)
+    paying = make_plan(budget_s=600, epoch_s=10.0, rungs=(1, 3), first_extra_s=15.0, **PLAN)
+    assert paying.expected[0] < free.expected[0]
