@@ -408,7 +408,8 @@ def _train_rung(
 
     A teacher whose validation accuracy is not above ``job.teacher_min_accuracy`` is refused: the
     rung trains without distillation. ``probe`` (a :class:`evaluators.cost_probe.TrainingCostProbe`)
-    wraps every training step when given.
+    wraps the steps of the main training loop when given (not the fine-tune after pruning: its
+    cheaper steps would understate the projection, and a rung already trained is not thrown away).
     """
     import torch
 
@@ -447,9 +448,8 @@ def _train_rung(
     mix = finetune_mix(candidate.loss) if pruned else candidate.loss
     if teacher is None:
         mix = dataclasses.replace(mix, kd=0.0)
-    step_context = ctx.step_context(windows)
-    if probe is not None:
-        step_context = probe.wrap(step_context)
+    plain_context = ctx.step_context(windows)
+    step_context = probe.wrap(plain_context) if probe is not None else plain_context
     lr = candidate.lr if done == 0 else candidate.lr * CONTINUE_LR_FACTOR
     with clock("train"):
         result = train(model, batches, loss_mix=mix, epochs=job.epochs - done, lr=lr, device=ctx.device,
@@ -466,7 +466,7 @@ def _train_rung(
             if candidate.finetune_epochs > 0:
                 model = train(model, batches, loss_mix=finetune_mix(mix), epochs=candidate.finetune_epochs,
                               lr=candidate.lr / 3, device=ctx.device, teacher=teacher, teacher_resolution=teacher_res,
-                              steps_per_epoch=steps, seed=ctx.seed, step_context=step_context,
+                              steps_per_epoch=steps, seed=ctx.seed, step_context=plain_context,
                               group_weighting=fair.weighting).model
     model = model.cpu().eval()
     trial_dir.mkdir(parents=True, exist_ok=True)

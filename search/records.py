@@ -49,7 +49,9 @@ def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
     It failed screening (over a budget), or its first rung's cost probe projected more training
     seconds than the search lets a first rung cost (``outcome.too_costly``). Either way Optuna
     sees a COMPLETE trial with the screen's known figures and the worst values for the rest, and
-    the floors it cannot meet violated, so the samplers learn to avoid the region.
+    the floors it cannot meet violated, so the samplers learn to avoid the region. A too-costly
+    candidate is infeasible for this search whatever its figures: every constraint the samplers
+    read is at least 1 (violated), also when no floor is set.
     """
     screen = outcome.screen
     known = screen.metrics()
@@ -65,7 +67,10 @@ def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
         reason = (f"too costly for this budget: its first rung would train ~{probe['projected_s']:.0f} s, over "
                   f"{probe['limit_s']:.0f} s (--max-first-rung-share)")
     trial.set_user_attr(attrs.INFEASIBLE_REASON, reason)
-    record_constraints(trial, task.screened_out_violations(known))
+    violations = task.screened_out_violations(known)
+    if outcome.too_costly is not None:
+        violations = {name: max(float(value), 1.0) for name, value in violations.items()}
+    record_constraints(trial, violations)
     return task.screened_out_values(known)
 
 

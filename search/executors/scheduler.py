@@ -228,7 +228,6 @@ class Scheduler:
         else:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
         final = self.top is not None and rung == self.top
-        self._top_started = self._top_started or (final and self.top > 0)
         job = RungJob(rung=rung, epochs=target, final=final,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
                       start=start, screen=start is None,
@@ -247,6 +246,7 @@ class Scheduler:
         if continues is not None and self.rungs is not None:
             job = self._continuation(trial, candidate, int(continues))
             if job is not None:
+                self._top_started = self._top_started or job.rung.final
                 return job
         return self._job(trial, candidate, 0, None, None)
 
@@ -309,6 +309,7 @@ class Scheduler:
             reason = (f"promoted past rung {rung}, but rung {rung + 1} (~{next_job.estimate_s:.0f} s) would end "
                       f"after the budget ({max(0.0, self.remaining_s()):.0f} s left)")
             return Verdict("stop", reason=reason, decision=dataclasses.replace(decision, promote=False, reason=reason))
+        self._top_started = self._top_started or next_job.rung.final
         return Verdict("continue", next_job=next_job, decision=decision)
 
     def observe_untrained(self, outcome: Any) -> None:

@@ -150,5 +150,6 @@ def test_a_first_rung_over_its_share_of_the_budget_stops_after_a_few_steps(tiny_
         probe = t.user_attrs[attrs.TOO_COSTLY]
         assert probe["projected_s"] > probe["limit_s"] and probe["limit_s"] == pytest.approx(720 * 1e-6)
         assert not t.user_attrs[attrs.TRAINED] and not t.user_attrs[attrs.FEASIBLE]
+        assert all(v >= 1.0 for v in t.user_attrs[attrs.CONSTRAINT]), "infeasible to the sampler without floors too"
         assert attrs.rung_key(0) not in t.user_attrs
         assert not (tmp_path / "runs" / "esfair" / f"trial_{t.number}" / "rung_0.pt").exists()

@@ -274,6 +274,7 @@ def test_a_first_rung_too_costly_for_the_budget_is_screened_out_and_the_rest_go_
     for t in costly:
         assert t.state == TrialState.COMPLETE and t.user_attrs[attrs.FEASIBLE] is False
         assert not t.user_attrs[attrs.TRAINED] and attrs.rung_key(0) not in t.user_attrs
+        assert t.user_attrs[attrs.CONSTRAINT] and min(t.user_attrs[attrs.CONSTRAINT]) >= 1.0, "infeasible to TPE"
         assert t.user_attrs[attrs.INFEASIBLE_REASON].startswith("too costly for this budget: its first rung would "
                                                                 "train ~100 s, over 10 s")
     assert any(attrs.rung_key(1) in t.user_attrs for t in trials), "cheaper candidates still climb the ladder"

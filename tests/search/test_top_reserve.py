@@ -40,12 +40,16 @@ def test_no_new_candidate_starts_into_the_budget_a_climb_to_the_top_needs(tmp_pa
     assert make_scheduler(tmp_path, 85.0, rungs=(2,)).new_candidate_fits(), "a one-rung search keeps no reserve"
 
 
-def test_the_reserve_is_released_once_a_candidate_climbs_to_the_top(tmp_path: Path) -> None:
-    scheduler = make_scheduler(tmp_path, 85.0)
-    study = scheduler.study
-    trial = study.ask()
-    candidate = scheduler.first_job(trial).candidate
-    scheduler._job(trial, candidate, 2, None, None)  # noqa: SLF001 - the top rung's job is made
+def test_the_reserve_is_released_once_a_candidate_is_sent_to_the_top(tmp_path: Path) -> None:
+    scheduler = make_scheduler(tmp_path, 85.0, rungs=(1, 9))
+    trial = scheduler.study.ask()
+    first = scheduler.first_job(trial)
+    scheduler._job(trial, first.candidate, 1, None, None)  # noqa: SLF001 - a top job that is not sent
+    assert scheduler.top_reserve_s() > 0, "building a top-rung job that may be refused releases nothing"
+    checkpoint = {"path": str(tmp_path / "rung_0.pt"), "sha256": "0" * 64, "rung": 0, "epochs": 1, "pruned": False}
+    record = {"values": [0.5, 0.2, 1.0], "feasible": True, "checkpoint": checkpoint, "train_epochs": 1, "train_s": 5.0}
+    verdict = scheduler.after_rung(first, record, 1e6, final=True)
+    assert verdict.kind == "continue" and verdict.next_job.rung.final
     assert scheduler.top_reserve_s() == 0.0 and scheduler.new_candidate_fits()
 
 
