@@ -524,9 +524,9 @@ def run_rung(
         model, checkpoint, kd_applied, teacher_accuracy = _train_rung(candidate, ctx, trial_dir, job, clock, windows,
                                                                       probe)
     except TrainingTooCostly as exc:
-        probe = {"projected_s": exc.projected_s, "limit_s": exc.limit_s, "step_s": exc.step_s}
+        stopped = {"projected_s": exc.projected_s, "limit_s": exc.limit_s, "step_s": exc.step_s}
         return RungOutcome(job, screened, None, stage_seconds=dict(clock.seconds), train_windows=windows.spans,
-                           too_costly=probe)
+                           too_costly=stopped)
     with clock("export_quantize"):
         calibration = calibration_batches(ctx.dataset, candidate.resolution, ctx.calibration_images, ctx.seed)
         artifact = write_artifact(model, candidate, trial_dir, calibration)

@@ -60,7 +60,6 @@ class CostModel:
     _extra_epochs: list[float] = field(default_factory=list)
     _rates: list[float] = field(default_factory=list)
     _overheads: list[float] = field(default_factory=list)
-    _macs: list[float] = field(default_factory=list)
     _epoch_s: list[float] = field(default_factory=list)
     _untrained_s: list[float] = field(default_factory=list)
     _first_rungs: int = 0
@@ -116,7 +115,6 @@ class CostModel:
             self._epoch_s.append(train_s / epochs)
         if macs > 0 and epochs > 0 and train_s > 0:
             self._rates.append(train_s / (float(macs) * self.images * epochs))
-            self._macs.append(float(macs))
             self.rate = statistics.median(self._rates)
         if other_s >= 0:
             self._overheads.append(other_s)

@@ -114,9 +114,9 @@ class Scheduler:
         self.announce = announce
         self.first_rung_share = first_rung_share
         self._teacher_epochs: int | None = None
-        self._top_started = rungs is not None and any(
-            attrs.rung_key(len(rungs) - 1) in t.user_attrs for t in study.get_trials(deepcopy=False))
-        self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False)
+        self._top_started = rungs is not None and any(attrs.rung_key(len(rungs) - 1) in t.user_attrs for t in trials)
+        self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in trials
                                    for record in attrs.rung_records(t.user_attrs).values()
                                    if (record.get("figures") or {}).get("accuracy") is not None), default=0.0)
 
@@ -227,8 +227,7 @@ class Scheduler:
             estimate = self.cost.job_seconds(macs, epochs)
         else:
             estimate = self.cost.typical_epoch_seconds() * epochs + self.cost.overhead_s
-        final = self.top is not None and rung == self.top
-        job = RungJob(rung=rung, epochs=target, final=final,
+        job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
                       start=start, screen=start is None,
                       max_train_s=self.first_rung_limit_s() if start is None else None)
