@@ -117,14 +117,27 @@ class RaySlots:
                     ray.cancel(ref, force=False)
 
     def shutdown(self, timeout_s: float) -> bool:
-        """Force-kill the tasks still running (the session's close stops Ray itself)."""
+        """Wait up to ``timeout_s`` for the (cancelled) tasks to end, then force-kill the rest (the
+        session's close stops Ray itself). Returns whether every task ended by itself.
+
+        A task is force-killed only when it has not ended: a force cancel that raced with the end
+        of a task already cancelled crashed the driver inside Ray ("Check failed: Tried to complete
+        task that was not pending", an abort instead of exit 143).
+        """
         import ray
 
-        for ref in list(self._running):
+        refs = list(self._running)
+        ended: list[Any] = []
+        if refs:
             with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+                ended, _ = ray.wait(refs, num_returns=len(refs), timeout=max(0.0, timeout_s))
+        done = set(ended)
+        for ref in refs:
+            if ref not in done:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
         self._running.clear()
-        return True
+        return len(done) == len(refs)
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
