@@ -82,7 +82,7 @@ def hover_texts(rows: pd.DataFrame, info: StudyInfo) -> list[str]:
         lines = [f"<b>trial {int(row['number'])}</b> ({row.get('front', row['state'])})", str(row["candidate"])]
         lines += [_objective_line(row, name, info) for name in info.objective_names]
         if not pd.isna(row.get("epochs", math.nan)):
-            lines.append(f"figures after {int(row['epochs'])} epochs")
+            lines.append(f"figures after {row['epochs']:.3g} epochs")
         if row["state"] == "PRUNED":
             lines.append(stopped_text(row, info))
         if not pd.isna(row.get("dominated_by", pd.NA)):
@@ -261,7 +261,8 @@ def hypervolume_figure(history: pd.DataFrame, uirevision: str = "") -> go.Figure
 
 def occupancy_figure(occupancy: pd.DataFrame, outcomes: Sequence[str]) -> go.Figure:
     """Candidates per rung, stacked by what followed (one bar per rung, labelled with its epochs)."""
-    labels = [f"rung {int(r)} ({e} ep)" for r, e in zip(occupancy["rung"], occupancy["epochs"])]
+    labels = [f"rung {int(r)} ({e:.3g} ep)" if isinstance(e, (int, float)) else f"rung {int(r)} ({e} ep)"
+              for r, e in zip(occupancy["rung"], occupancy["epochs"])]
     figure = go.Figure([go.Bar(x=labels, y=occupancy[o], name=o, marker_color=PALETTE[i])
                         for i, o in enumerate(outcomes)])
     figure.update_layout(barmode="stack", yaxis_title="candidates", height=320, margin={"t": 30},

@@ -199,9 +199,11 @@ def _minority_accuracy(metrics: Mapping[str, Any]) -> float:
 
 
 def _epochs(metrics: Mapping[str, Any], rung: Mapping[str, Any]) -> float:
+    """Epochs behind the trial's figures (those of its last rung; a first look counts its share)."""
+    share = float(rung.get("epoch_share") or 1.0)
     if metrics.get("epochs"):
-        return float(metrics["epochs"])
-    return float(rung["epochs"]) if rung.get("epochs") else math.nan
+        return float(metrics["epochs"]) * share
+    return float(rung["epochs"]) * share if rung.get("epochs") else math.nan
 
 
 def trial_row(trial: FrozenTrial, info: StudyInfo) -> dict[str, Any]:

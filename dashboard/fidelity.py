@@ -50,7 +50,7 @@ def rung_history(user_attrs: Mapping[str, Any], info: StudyInfo) -> pd.DataFrame
     for rung, record in sorted(attrs.rung_records(dict(user_attrs)).items()):
         values = list(record.get("values") or [])
         figures = record.get("figures") or {}
-        row: dict[str, Any] = {"rung": rung, "epochs": record.get("epochs")}
+        row: dict[str, Any] = {"rung": rung, "epochs": _record_epochs(record)}
         for index, objective in enumerate(info.objectives):
             row[objective.name] = float(values[index]) if index < len(values) else math.nan
             pair = figure_interval(figures, objective.metric)
@@ -68,6 +68,12 @@ def rung_history(user_attrs: Mapping[str, Any], info: StudyInfo) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def _record_epochs(record: Mapping[str, Any]) -> float | None:
+    """Epochs behind a rung record's figures (a first look's share of an epoch counted as such)."""
+    epochs = record.get("epochs")
+    return None if epochs is None else float(epochs) * float(record.get("epoch_share") or 1.0)
+
+
 def rung_epochs(info: StudyInfo, rung: Any) -> str:
     """``"rung r (E epochs)"`` with the study's ladder (``"rung r"`` when it is unknown, ``""`` for no rung)."""
     if rung is None or (isinstance(rung, float) and math.isnan(rung)):
@@ -75,7 +81,8 @@ def rung_epochs(info: StudyInfo, rung: Any) -> str:
     index = int(rung)
     if 0 <= index < len(info.rungs):
         epochs = info.rungs[index]
-        return f"rung {index} ({epochs} epoch{'s' if epochs != 1 else ''})"
+        share = info.first_look if index == 0 else 1.0
+        return f"rung {index} ({attrs.rung_label(epochs, share)} epoch{'s' if epochs != 1 and share >= 1 else ''})"
     return f"rung {index}"
 
 
@@ -109,7 +116,7 @@ def rung_occupancy(trials: Iterable[FrozenTrial], info: StudyInfo) -> pd.DataFra
         has a rung record and the study has no ladder.
     """
     counts: dict[int, dict[str, int]] = {r: {} for r in range(len(info.rungs))}
-    epochs: dict[int, Any] = dict(enumerate(info.rungs))
+    epochs: dict[int, Any] = {r: e * (info.first_look if r == 0 else 1.0) for r, e in enumerate(info.rungs)}
     top = len(info.rungs) - 1
     for trial in trials:
         records = attrs.rung_records(dict(trial.user_attrs))
@@ -120,7 +127,7 @@ def rung_occupancy(trials: Iterable[FrozenTrial], info: StudyInfo) -> pd.DataFra
             outcome = _outcome(trial, rung, record, top if top >= 0 else last, last)
             counts.setdefault(rung, {})
             counts[rung][outcome] = counts[rung].get(outcome, 0) + 1
-            epochs.setdefault(rung, record.get("epochs"))
+            epochs.setdefault(rung, _record_epochs(record))
     rows = [{"rung": r, "epochs": epochs.get(r), "candidates": sum(c.values()), **{o: c.get(o, 0) for o in OUTCOMES}}
             for r, c in sorted(counts.items())]
     return pd.DataFrame(rows, columns=["rung", "epochs", "candidates", *OUTCOMES])
@@ -141,4 +148,4 @@ def ladder_text(info: StudyInfo) -> str:
     if not info.rungs:
         return ""
     eta = f", η = {info.eta}" if info.eta else ""
-    return " → ".join(str(e) for e in info.rungs) + f" epochs{eta}"
+    return attrs.ladder_label(info.rungs, info.first_look) + f" epochs{eta}"

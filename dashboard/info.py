@@ -86,6 +86,7 @@ class StudyInfo:
         needs_groups: The task optimises group fairness (its data has groups).
         rungs: Training epochs of each fidelity rung (empty for studies without rungs).
         eta: Successive-halving factor, when known.
+        first_look: Share of an epoch the first rungs trained (1 unless a first look, ``hwsearch.first_look``).
         spent_s: Seconds of the study's budget spent so far, when known.
         stored_budget_s: The study's budget as the launcher stored it (``hwsearch.budget_s``).
         plan: The last run's plan, in words.
@@ -109,6 +110,7 @@ class StudyInfo:
     needs_groups: bool = False
     rungs: tuple[int, ...] = ()
     eta: int | None = None
+    first_look: float = 1.0
     spent_s: float | None = None
     stored_budget_s: float | None = None
     plan: str = ""
@@ -234,6 +236,7 @@ def study_info(study: FrozenStudy) -> StudyInfo:
         needs_groups=bool(record.get("needs_groups")),
         rungs=tuple(int(e) for e in user.get(attrs.STUDY_RUNGS) or ()),
         eta=int(eta) if eta is not None else None,
+        first_look=_float(user.get(attrs.STUDY_FIRST_LOOK)) or 1.0,
         spent_s=_float(user.get(attrs.STUDY_SPENT_S)),
         stored_budget_s=_float(user.get(attrs.STUDY_BUDGET_S)),
         plan=str(user.get(attrs.STUDY_PLAN) or ""),

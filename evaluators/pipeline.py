@@ -9,7 +9,8 @@ A rung job (:class:`RungJob`) is the unit a search schedules:
    cache or the backend. Over a budget the candidate stops here, having cost seconds.
 2. Train up to the rung's epochs: from scratch (or warm-started weights) at rung 0, from the
    previous rung's checkpoint afterwards (loaded with ``weights_only=True``, sha256 checked).
-   KD joins once the job allows it (the teacher is trained only when a KD candidate first
+   A first look (``RungJob.epoch_share < 1``, large training splits) trains that share of each
+   epoch's steps and counts as no complete epoch. KD joins once the job allows it (the teacher is trained only when a KD candidate first
    needs it). A candidate with a pruning ratio is pruned by magnitude on its trained weights
    after its first rung and fine-tuned; later rungs train the pruned model.
 3. Save the rung checkpoint (``rung_<r>.pt``), export and quantize (static int8 calibrated on
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import shutil
 import threading
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -154,7 +157,7 @@ class Checkpoint:
         path: The ``.pt`` file (a dict of tensors and numbers; ``torch.load(weights_only=True)``).
         sha256: Its sha256, checked before loading.
         rung: The rung that wrote it.
-        epochs: Training epochs behind it.
+        epochs: Complete training epochs behind it (0 after a first look at a share of an epoch).
         pruned: Whether the weights are those of the pruned architecture.
     """
 
@@ -193,6 +196,12 @@ class RungJob:
         max_train_s: Most training seconds this rung may cost (a first rung of a multi-rung
             search); a probe of its first steps stops it when the projection is over
             (:mod:`evaluators.cost_probe`). ``None``: no limit.
+        epoch_share: Share of each epoch's optimizer steps the rung trains, the fine-tune after
+            pruning included: 1, or less for a *first look* at a large training split (the
+            search's :func:`search.plan.first_look_share`). Invariant: ``0 < epoch_share <= 1``,
+            and below 1 only for a rung from scratch; such a rung's checkpoint has 0 complete
+            epochs behind it, so the next rung trains all of its epochs from the full
+            learning rate.
     """
 
     rung: int
@@ -203,6 +212,29 @@ class RungJob:
     start: Checkpoint | None = None
     screen: bool = False
     max_train_s: float | None = None
+    epoch_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.epoch_share <= 1:
+            raise ValueError(f"epoch_share {self.epoch_share} is not in (0, 1]")
+        if self.epoch_share < 1 and self.start is not None:
+            raise ValueError("only a rung from scratch trains a share of each epoch (a first look)")
+
+    @property
+    def epochs_behind(self) -> int:
+        """Complete training epochs behind the model at the end of the rung (0 after a first look)."""
+        return self.epochs if self.epoch_share >= 1 else 0
+
+    @property
+    def train_epochs(self) -> float:
+        """Epochs' worth of optimizer steps of the rung's main training (the fine-tune not counted)."""
+        start = self.start.epochs if self.start is not None else 0
+        return (self.epochs - start) * self.epoch_share
+
+
+def steps_of_share(steps_per_epoch: int, share: float) -> int:
+    """Optimizer steps of ``share`` of an epoch of ``steps_per_epoch`` steps (at least one)."""
+    return steps_per_epoch if share >= 1 else max(1, math.ceil(steps_per_epoch * share))
 
 
 @dataclass
@@ -440,11 +472,14 @@ def _train_rung(
     if fairness_state and hasattr(fair.weighting, "load_state_dict"):
         fair.weighting.load_state_dict(fairness_state)
 
-    def batches(epoch: int):  # type: ignore[no-untyped-def]
-        return iterate_batches(train_split, candidate.resolution, candidate.batch_size, shuffle=True,
-                               augment=True, seed=ctx.seed * 1000 + done + epoch, sampler=fair.sampler)
+    full_steps = -(-len(train_split.labels) // candidate.batch_size)
+    steps = steps_of_share(full_steps, job.epoch_share)
 
-    steps = -(-len(train_split.labels) // candidate.batch_size)
+    def batches(epoch: int):  # type: ignore[no-untyped-def]
+        source = iterate_batches(train_split, candidate.resolution, candidate.batch_size, shuffle=True,
+                                 augment=True, seed=ctx.seed * 1000 + done + epoch, sampler=fair.sampler)
+        return source if steps == full_steps else islice(source, steps)
+
     mix = finetune_mix(candidate.loss) if pruned else candidate.loss
     if teacher is None:
         mix = dataclasses.replace(mix, kd=0.0)
@@ -471,7 +506,7 @@ def _train_rung(
     model = model.cpu().eval()
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = _save_checkpoint(trial_dir / f"rung_{job.rung}.pt", model, loss_state, rung=job.rung,
-                                  epochs=job.epochs, pruned=pruned, fairness=_fairness_state(fair))
+                                  epochs=job.epochs_behind, pruned=pruned, fairness=_fairness_state(fair))
     return model, checkpoint, teacher is not None, teacher_accuracy
 
 
@@ -481,7 +516,7 @@ def _cost_probe(candidate: Candidate, ctx: TrialContext, job: RungJob) -> Any:
 
     if job.max_train_s is None or job.start is not None:
         return None
-    steps = -(-len(ctx.dataset.splits["train"].labels) // candidate.batch_size)
+    steps = steps_of_share(-(-len(ctx.dataset.splits["train"].labels) // candidate.batch_size), job.epoch_share)
     total = first_rung_steps(steps_per_epoch=steps, epochs=job.epochs, finetune_epochs=candidate.finetune_epochs,
                              prune_ratio=candidate.prune_ratio)
     return TrainingCostProbe(job.max_train_s, total)

@@ -12,14 +12,15 @@ Study user attributes:
     ``hwsearch.test_metrics.<number>``: Metrics dict of Pareto trial ``<number>`` on the test split
     (finished trials are read-only in Optuna, so these live on the study).
     ``hwsearch.rungs``: training epochs of each fidelity rung, fixed when the study is created.
-    ``hwsearch.eta``: the successive-halving factor. ``hwsearch.budget_s``: the study's wall-clock
+    ``hwsearch.eta``: the successive-halving factor. ``hwsearch.first_look``: share of each epoch
+    a first rung trains (1, or 1/η on a large training split), fixed when the study is created. ``hwsearch.budget_s``: the study's wall-clock
     budget (``--timeout`` of its last run). ``hwsearch.spent_s``: seconds of the budget spent by its
     runs so far. ``hwsearch.plan``: the last run's plan, in words.
 
 Trial user attributes:
     ``candidate``: ``Candidate.to_params()``. ``candidate_text``: ``Candidate.describe()``.
-    ``rung.<r>``: what rung ``r`` gave: ``{rung, epochs, values, feasible, figures, checkpoint,
-    seconds, stage_seconds, kd, decision, train_windows, resumed_from, copied_from,
+    ``rung.<r>``: what rung ``r`` gave: ``{rung, epochs, epoch_share, values, feasible, figures,
+    checkpoint, seconds, stage_seconds, train_epochs, train_s, kd, decision, train_windows, resumed_from, copied_from,
     projected_train_s}`` (the first-rung cost probe's projection, when it let the rung train).
     ``rung``: the highest rung finished. ``stopped``: why a PRUNED trial stopped (a promotion
     decision, or the budget). ``continues``: number of the interrupted trial this one continues.
@@ -50,6 +51,7 @@ STUDY_OUT_DIR = "hwsearch.out_dir"
 STUDY_TEST_METRICS_PREFIX = "hwsearch.test_metrics."
 STUDY_RUNGS = "hwsearch.rungs"
 STUDY_ETA = "hwsearch.eta"
+STUDY_FIRST_LOOK = "hwsearch.first_look"
 STUDY_SPENT_S = "hwsearch.spent_s"
 STUDY_BUDGET_S = "hwsearch.budget_s"
 STUDY_PLAN = "hwsearch.plan"
@@ -90,3 +92,16 @@ def rung_records(user_attrs: dict) -> dict[int, dict]:
 def test_metrics_key(trial_number: int) -> str:
     """Study attribute holding the test-split metrics of Pareto trial ``trial_number``."""
     return f"{STUDY_TEST_METRICS_PREFIX}{trial_number}"
+
+
+def rung_label(epochs: int, share: float = 1.0) -> str:
+    """A rung's epochs for people: ``"3"``, or ``"1/3"`` for a first look at a third of an epoch."""
+    if share >= 1:
+        return str(epochs)
+    inverse = 1.0 / share
+    return f"{epochs}/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-6 else f"{epochs * share:.2f}"
+
+
+def ladder_label(rungs: tuple[int, ...], first_look: float = 1.0) -> str:
+    """``"1/3 → 3 → 9"``: the ladder's epochs, the first rung as a share when it is a first look."""
+    return " → ".join(rung_label(e, first_look if r == 0 else 1.0) for r, e in enumerate(rungs))

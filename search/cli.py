@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most of the budget one candidate's first rung may spend training; a probe of its first "
                    "steps stops a costlier one, which is screened out as too costly (default "
                    f"{DEFAULT_FIRST_RUNG_SHARE:g}; 0: no limit; not applied with one rung, e.g. --override epochs=N)")
+    p.add_argument("--first-look", metavar="SHARE", default="auto",
+                   help="share of an epoch each candidate's first rung trains: 'auto' (1/eta when the training "
+                   "split has at least eta x 1000 images, else 1), or a number in (0, 1]; fixed for a study")
     p.add_argument("--eta", type=int, default=3,
                    help="successive-halving factor: the top 1/eta of a rung continues to the next (default 3)")
     p.add_argument("--data", help="image folder ROOT/[train|val|test/][<group>/]<class>/*, a CSV manifest "

@@ -91,6 +91,20 @@ def _rungs(text: str | None) -> tuple[int, ...] | None:
     return rungs
 
 
+def _first_look(text: str | None) -> float | None:
+    """``--first-look``: ``None`` for ``auto``, else a share of an epoch in (0, 1]."""
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not (math.isfinite(share) and 0 < share <= 1):
+        raise ConfigError(f"--first-look {text!r} is not 'auto' or a share of an epoch in (0, 1]",
+                          "pass e.g. --first-look 0.33, --first-look 1 (whole epochs) or --first-look auto")
+    return share
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything one launcher run needs to know, validated.
@@ -135,6 +149,7 @@ class SearchConfig:
     no_progress: bool
     fleet_ca: str | None = None
     max_first_rung_share: float = DEFAULT_FIRST_RUNG_SHARE
+    first_look: float | None = None
 
     @classmethod
     def from_args(cls, args: Any, environ: Mapping[str, str] | None = None) -> "SearchConfig":
@@ -163,6 +178,7 @@ class SearchConfig:
         if not (math.isfinite(share) and 0 <= share <= 1):
             raise ConfigError(f"--max-first-rung-share {share:g} is not in [0, 1]",
                               "pass e.g. --max-first-rung-share 0.1 (0 lets a first rung cost any share)")
+        first_look = _first_look(getattr(args, "first_look", "auto"))
         if args.eta < 2:
             raise ConfigError(f"--eta {args.eta} must be >= 2", "pass --eta 3 (the top third continues)")
         if args.min_accuracy is not None and not (math.isfinite(args.min_accuracy) and 0 <= args.min_accuracy < 1):
@@ -196,7 +212,7 @@ class SearchConfig:
             train_device=args.train_device, device=args.device, fleet=args.fleet, fleet_listen=args.fleet_listen,
             fleet_token=args.fleet_token or env.get(ENV_FLEET_TOKEN) or None,
             fleet_timeout=args.fleet_timeout, no_progress=args.no_progress,
-            fleet_ca=getattr(args, "fleet_ca", None), max_first_rung_share=share,
+            fleet_ca=getattr(args, "fleet_ca", None), max_first_rung_share=share, first_look=first_look,
         )
 
     @property

@@ -112,6 +112,43 @@ def known_rungs(config: SearchConfig, study: Any) -> tuple[int, ...] | None:
     return stored
 
 
+def study_first_look(config: SearchConfig, study: Any, rungs: tuple[int, ...] | None, train_images: int) -> float:
+    """Share of each epoch the study's first rungs train, stored on the study the first time.
+
+    The stored share wins (every first rung of a study is ranked at one fidelity); a new study
+    takes ``--first-look``, or :func:`search.plan.first_look_share` of its training split; a
+    one-rung search (its first rung is the trial) and a study that already has first rungs from
+    before the share was stored train whole epochs.
+
+    Raises:
+        ConfigError: ``--first-look`` differs from the study's, or asks for a share in a one-rung search.
+    """
+    from search.attrs import rung_label
+    from search.plan import first_look_share
+
+    stored = study.user_attrs.get(attrs.STUDY_FIRST_LOOK)
+    if stored is not None:
+        share = float(stored)
+        if config.first_look is not None and abs(config.first_look - share) > 1e-9:
+            raise ConfigError(f"study {config.study!r} looks at {rung_label(1, share)} of an epoch in its first rungs, "
+                              f"not {config.first_look:g}", "pass another --study, or drop --first-look")
+        return share
+    one_rung = rungs is not None and len(rungs) == 1
+    if one_rung and config.first_look is not None and config.first_look < 1:
+        raise ConfigError(f"--first-look {config.first_look:g} needs a search in rungs, but every candidate trains in "
+                          "one rung here (--override epochs or a one-rung --rungs)",
+                          "drop --first-look, or pass --rungs with two or more rungs")
+    earlier = any(attrs.rung_key(0) in t.user_attrs for t in study.get_trials(deepcopy=False))
+    if one_rung or earlier:
+        share = 1.0
+    elif config.first_look is not None:
+        share = config.first_look
+    else:
+        share = first_look_share(train_images, config.eta)
+    study.set_user_attr(attrs.STUDY_FIRST_LOOK, share)
+    return share
+
+
 def run(config: SearchConfig) -> int:
     """Run the search described by ``config``; returns the process exit code."""
     import optuna
@@ -193,15 +230,17 @@ def run(config: SearchConfig) -> int:
                 if continued:
                     print(f"resume: trials {continued} continue from their last promoted rung checkpoint")
             study.set_user_attr(attrs.STUDY_BUDGET_S, config.timeout_s)
-            print(opening_plan(config, rungs, remaining))
+            first_look = study_first_look(config, study, rungs, len(dataset.splits["train"]))
+            print(opening_plan(config, rungs, remaining, first_look))
             budget = Budget(total_s=config.timeout_s, spent_before_s=spent,
                             cap=None if config.trials is None else config.trials - evaluated,
                             eta=config.eta, max_epochs=MAX_EPOCHS)
             run_ = SearchRun(config=config, study=study, storage=storage, space=space, task=task,
                              spec=FrontSpec.from_task(task), dataset=dataset, data_spec=data_spec,
                              latency_backend=backend, settings=settings, engine=engine, context=context,
-                             rungs=rungs, budget=budget)
-            progress = SearchProgress(remaining, task, rungs or (1,), disable=config.no_progress)
+                             rungs=rungs, budget=budget, first_look=first_look)
+            progress = SearchProgress(remaining, task, rungs or (1,), disable=config.no_progress,
+                                      first_look=first_look)
 
             def planned(plan: Any) -> None:
                 progress.set_rungs(plan.rungs)
@@ -234,15 +273,21 @@ def run(config: SearchConfig) -> int:
             cleanup()
 
 
-def opening_plan(config: SearchConfig, rungs: tuple[int, ...] | None, remaining_s: float) -> str:
+def opening_plan(config: SearchConfig, rungs: tuple[int, ...] | None, remaining_s: float,
+                 first_look: float = 1.0) -> str:
     """The plan as far as it is known before anything is timed."""
+    from search.attrs import ladder_label, rung_label
+
     spent = config.timeout_s - remaining_s
     head = f"plan: {remaining_s:.0f} s of a {config.timeout_s:.0f} s budget" + (
         f" ({spent:.0f} s spent earlier)" if spent > 0 else "")
     cap = f", at most {config.trials} candidates" if config.trials else ""
+    look = (f"; each first rung is a first look at {rung_label(1, first_look)} of an epoch (--first-look 1 trains "
+            "whole epochs)") if first_look < 1 else ""
     if rungs is not None:
-        return f"{head}; rungs {' → '.join(map(str, rungs))} epochs (η={config.eta}){cap}"
-    return (f"{head}; every candidate starts with 1 epoch; the rungs (up to {MAX_EPOCHS} epochs, η={config.eta}) "
+        return f"{head}; rungs {ladder_label(rungs, first_look)} epochs (η={config.eta}){look}{cap}"
+    start = f"a first look at {rung_label(1, first_look)} of an epoch" if first_look < 1 else "1 epoch"
+    return (f"{head}; every candidate starts with {start}; the rungs (up to {MAX_EPOCHS} epochs, η={config.eta}) "
             f"are chosen once {config.eta} candidates are timed{cap}")
 
 

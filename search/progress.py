@@ -38,12 +38,14 @@ def trial_log_line(trial: Any, task: Task) -> str:
     return f"trial {trial.number} screened out in {seconds}: {reason} | {candidate}"
 
 
-def occupancy_text(finished: dict[int, int], running: dict[int, int], rungs: Sequence[int]) -> str:
-    """``"r1ep:12(+1) r3ep:4 r9ep:1"``: candidates that finished each rung (running ones in brackets)."""
+def occupancy_text(finished: dict[int, int], running: dict[int, int], rungs: Sequence[int],
+                   first_look: float = 1.0) -> str:
+    """``"1ep:12(+1) 3ep:4 9ep:1"``: candidates that finished each rung (running ones in brackets);
+    a first look at a share of an epoch reads ``"1/3ep"``."""
     parts = []
     for r, epochs in enumerate(rungs):
         extra = f"(+{running[r]})" if running.get(r) else ""
-        parts.append(f"{epochs}ep:{finished.get(r, 0)}{extra}")
+        parts.append(f"{attrs.rung_label(epochs, first_look if r == 0 else 1.0)}ep:{finished.get(r, 0)}{extra}")
     return " ".join(parts)
 
 
@@ -57,11 +59,12 @@ class SearchProgress:
     """
 
     def __init__(self, budget_s: float, task: Task, rungs: Sequence[int], *, disable: bool = False,
-                 log: TextIO | None = None) -> None:
+                 log: TextIO | None = None, first_look: float = 1.0) -> None:
         from tqdm.auto import tqdm
 
         self.task = task
         self.rungs = list(rungs)
+        self.first_look = first_look
         self.bar = tqdm(total=round(budget_s), desc="search", unit="s", disable=disable, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}] {postfix}")
         self.log = (log or sys.stdout) if disable else None
@@ -83,7 +86,7 @@ class SearchProgress:
 
     def tick(self, driver: Any) -> None:
         """Advance to the driver's elapsed seconds and show the rung occupancy."""
-        self.occupancy = occupancy_text(driver.rung_counts, driver.running_by_rung(), self.rungs)
+        self.occupancy = occupancy_text(driver.rung_counts, driver.running_by_rung(), self.rungs, self.first_look)
         elapsed = min(round(driver.spent.elapsed()), self.bar.total)
         if elapsed > self.bar.n:
             self.bar.update(elapsed - self.bar.n)
@@ -97,13 +100,16 @@ class SearchProgress:
         """Show a finished rung at once (a trial's first figures arrive after its first rung)."""
         verdict = {"complete": "complete", "continue": "promoted", "wait": "waits for a decision",
                    "stop": "stopped"}[kind]
-        self.last = f"#{job.number} {record['epochs']}ep {_figures(self.task, record.get('values'))} {verdict}"
+        share = record.get("epoch_share") or 1.0
+        epochs = attrs.rung_label(record["epochs"], share)
+        unit = "epochs" if record["epochs"] != 1 and share >= 1 else "epoch"
+        self.last = f"#{job.number} {epochs}ep {_figures(self.task, record.get('values'))} {verdict}"
         self.bar.set_postfix_str(self._postfix())
         parked_again = kind == "wait" and (job.number, record["rung"]) in self._parked
         if kind == "wait":
             self._parked.add((job.number, record["rung"]))
         if self.log is not None and kind in ("continue", "wait") and not parked_again:
-            print(f"trial {job.number} rung {record['rung']} ({record['epochs']} epochs) in {record['seconds']:.0f} s: "
+            print(f"trial {job.number} rung {record['rung']} ({epochs} {unit}) in {record['seconds']:.0f} s: "
                   f"{_figures(self.task, record.get('values'))} -> {verdict}" + (f" ({reason})" if reason else ""),
                   file=self.log, flush=True)
 

@@ -78,15 +78,15 @@ def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | N
     """The ``rung.<r>`` record of a finished rung job."""
     metrics = outcome.metrics.to_dict()
     screen_checks = {c: v for c, v in task.constraint_violations(metrics).items() if not c.endswith("_past_floor")}
-    start = outcome.job.start.epochs if outcome.job.start is not None else 0
     return {
-        "rung": outcome.job.rung, "epochs": outcome.job.epochs, "values": task.objective_values(metrics),
+        "rung": outcome.job.rung, "epochs": outcome.job.epochs, "epoch_share": outcome.job.epoch_share,
+        "values": task.objective_values(metrics),
         "feasible": all(v <= 0 for v in screen_checks.values()),
         "figures": {"accuracy": metrics["accuracy"], "fairness": metrics["fairness"], "scores": metrics["scores"],
                     "latency_ms": metrics["latency"]["median_ms"], "intervals": metrics["intervals"]},
         "checkpoint": outcome.checkpoint.to_dict() if outcome.checkpoint else None,
         "seconds": sum(outcome.stage_seconds.values()), "stage_seconds": outcome.stage_seconds,
-        "train_epochs": outcome.job.epochs - start, "train_s": outcome.stage_seconds.get("train", 0.0),
+        "train_epochs": outcome.job.train_epochs, "train_s": outcome.stage_seconds.get("train", 0.0),
         "kd": outcome.kd_applied, "teacher_accuracy": outcome.teacher_accuracy, "train_windows": outcome.train_windows,
         "resumed_from": dict(resumed_from) if resumed_from else None, "finished_at": time.time(),
         "projected_train_s": getattr(outcome, "projected_train_s", None),

@@ -31,6 +31,7 @@ class SearchRun:
         context: What the space may sample (warm starts, groups).
         rungs: The study's rung ladder (``None``: chosen once the first rungs are timed).
         budget: What the plan divides (``search.executors.scheduler.Budget``).
+        first_look: Share of each epoch the study's first rungs train (``search.plan.first_look_share``).
     """
 
     config: SearchConfig
@@ -47,6 +48,7 @@ class SearchRun:
     context: Any
     rungs: tuple[int, ...] | None
     budget: Any
+    first_look: float = 1.0
 
     @property
     def study_dir(self) -> Any:
@@ -137,6 +139,7 @@ def execute(
         rungs=run.rungs, budget=run.budget, cost=CostModel(rate=0.0, images=len(run.dataset.splits["train"])),
         deadline=(time.monotonic() if started is None else started) + remaining_s, study_dir=run.study_dir,
         teacher_macs=lambda: teacher_macs(run.dataset), first_rung_share=config.max_first_rung_share,
+        first_look=run.first_look,
     )
     driver = Driver(study=run.study, claims=claims, slots=slots, scheduler=scheduler, task=run.task,
                     callbacks=callbacks, stop=stop, on_tick=on_tick, on_rung=on_rung,

@@ -89,6 +89,8 @@ class Scheduler:
         first_rung_share: Most of the budget one candidate's first rung may spend training
             (``--max-first-rung-share``; 0: no limit). It applies while the ladder has more than
             one rung (or is not chosen yet): in a one-rung search the first rung is the trial.
+        first_look: Share of each epoch a first rung trains (``search.plan.first_look_share``;
+            1: whole epochs). Fixed for the study, so every first rung is ranked at one fidelity.
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class Scheduler:
         spec: FrontSpec, rungs: tuple[int, ...] | None, budget: Budget, cost: CostModel, deadline: float,
         study_dir: Path, teacher_macs: Callable[[], float] | None = None,
         on_plan: Callable[[Plan], None] | None = None, announce: Callable[[str], None] = print,
-        first_rung_share: float = 0.0,
+        first_rung_share: float = 0.0, first_look: float = 1.0,
     ) -> None:
         self.study = study
         self.space = space
@@ -113,6 +115,7 @@ class Scheduler:
         self.on_plan = on_plan
         self.announce = announce
         self.first_rung_share = first_rung_share
+        self.first_look = first_look
         self._teacher_epochs: int | None = None
         trials = study.get_trials(deepcopy=False)
         self._top_started = rungs is not None and any(attrs.rung_key(len(rungs) - 1) in t.user_attrs for t in trials)
@@ -135,8 +138,18 @@ class Scheduler:
             return None
         return self.first_rung_share * self.budget.total_s
 
+    def _first_rung_limit_s(self, share: float) -> float | None:
+        """The limit of a first rung that trains ``share`` of each epoch: the same share of the limit,
+        so the cost of a candidate's epoch, not of its look, is what the limit bounds."""
+        limit = self.first_rung_limit_s()
+        return None if limit is None else limit * share
+
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
+
+    def _first_behind(self) -> int:
+        """Complete epochs behind a first rung's checkpoint (0 after a first look)."""
+        return self._first_epochs() if self.first_look >= 1 else 0
 
     def top_reserve_s(self) -> float:
         """Budget kept for taking one candidate from its first rung to the top (0 once one got there).
@@ -149,7 +162,7 @@ class Scheduler:
         """
         if self.rungs is None or len(self.rungs) < 2 or self._top_started:
             return 0.0
-        climb = self.rungs[-1] - self.rungs[0]
+        climb = self.rungs[-1] - self._first_behind()
         return self.cost.typical_epoch_seconds() * climb + self.cost.overhead_s * (len(self.rungs) - 1)
 
     def new_candidate_fits(self) -> bool:
@@ -163,7 +176,7 @@ class Scheduler:
             return False
         if not self.cost.observed:
             return True
-        first_epochs = self._first_epochs() + self.cost.first_rung_extra_epochs
+        first_epochs = self._first_epochs() * self.first_look + self.cost.first_rung_extra_epochs
         first = self.cost.typical_epoch_seconds() * first_epochs + self.cost.overhead_s
         return first + self.top_reserve_s() <= self.remaining_s()
 
@@ -175,7 +188,7 @@ class Scheduler:
         plan = make_plan(budget_s=self.budget.total_s, spent_s=max(0.0, spent), epoch_s=self.cost.typical_epoch_seconds(),
                          overhead_s=self.cost.overhead_s, eta=self.eta, max_epochs=self.budget.max_epochs,
                          cap=self.budget.cap, rungs=rungs, first_extra_epochs=self.cost.first_rung_extra_epochs,
-                         first_extra_s=self.cost.untrained_seconds_per_candidate())
+                         first_extra_s=self.cost.untrained_seconds_per_candidate(), first_look=self.first_look)
         self.rungs = plan.rungs
         if self.on_plan is not None:
             self.on_plan(plan)
@@ -219,8 +232,9 @@ class Scheduler:
         """The job of ``rung``; its cost estimate uses the candidate's own epoch time when a rung of it was timed."""
         done = start.epochs if start is not None else 0
         target = self.rungs[rung] if self.rungs is not None else FIRST_RUNG_EPOCHS
+        share = self.first_look if start is None else 1.0
         finetune = candidate.finetune_epochs if start is None and candidate.prune_ratio > 0 else 0
-        epochs = target - done + finetune
+        epochs = (target - done + finetune) * share
         if previous and previous.get("train_epochs") and previous.get("train_s"):
             estimate = float(previous["train_s"]) / float(previous["train_epochs"]) * epochs + self.cost.overhead_s
         elif macs and self.cost.observed:
@@ -230,7 +244,7 @@ class Scheduler:
         job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
                       start=start, screen=start is None,
-                      max_train_s=self.first_rung_limit_s() if start is None else None)
+                      max_train_s=self._first_rung_limit_s(share) if start is None else None, epoch_share=share)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
 
@@ -332,8 +346,8 @@ class Scheduler:
         stages = outcome.stage_seconds
         trained = stages.get("train", 0.0) + stages.get("prune_finetune", 0.0)
         other = sum(v for k, v in stages.items() if k not in ("train", "prune_finetune", "teacher"))
-        start = job.rung.start.epochs if job.rung.start is not None else 0
-        epochs = job.rung.epochs - start + (job.candidate.finetune_epochs if "prune_finetune" in stages else 0)
+        finetune = (job.candidate.finetune_epochs if "prune_finetune" in stages else 0) * job.rung.epoch_share
+        epochs = job.rung.train_epochs + finetune
         if outcome.metrics is not None:
-            extra = (job.candidate.finetune_epochs if "prune_finetune" in stages else 0) if start == 0 else None
+            extra = finetune if job.rung.start is None else None
             self.cost.observe(outcome.metrics.macs, epochs, trained, other, first_rung_extra_epochs=extra)

@@ -17,6 +17,7 @@ from dashboard.fidelity import (
     OUTCOME_TOP,
     budget_text,
     ladder_text,
+    rung_epochs,
     rung_history,
     rung_occupancy,
     stopped_text,
@@ -73,6 +74,15 @@ def test_budget_and_ladder(demo, legacy) -> None:  # type: ignore[no-untyped-def
     assert ladder_text(demo.info) == "1 → 3 → 9 epochs, η = 2"
     assert budget_text(legacy.info) == "" and ladder_text(legacy.info) == ""
     assert rung_occupancy(legacy.trials, legacy.info).empty
+
+
+def test_a_first_look_reads_as_a_share_of_an_epoch(demo) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    looked = dataclasses.replace(demo.info, first_look=1 / 3)
+    assert ladder_text(looked) == "1/3 → 3 → 9 epochs, η = 2"
+    assert rung_epochs(looked, 0) == "rung 0 (1/3 epoch)" and rung_epochs(looked, 1) == "rung 1 (3 epochs)"
+    assert list(rung_occupancy(demo.trials, looked)["epochs"])[:2] == pytest.approx([1 / 3, 3])
 
 
 def test_figures_frame_follows_the_task(seeded_db, demo, lpirc_demo) -> None:  # type: ignore[no-untyped-def]

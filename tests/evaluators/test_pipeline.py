@@ -165,3 +165,39 @@ def test_a_first_rung_over_its_cost_limit_stops_after_a_few_steps(tiny_dataset, 
     roomy = run_rung(candidate, ctx, tmp_path / "roomy", dataclasses.replace(job, max_train_s=1e6))
     assert roomy.metrics is not None and roomy.too_costly is None
     assert 0 < roomy.projected_train_s < 1e6
+
+
+def test_a_first_look_trains_its_share_of_each_epoch_and_the_next_rung_all_of_its_epochs(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+    import dataclasses
+
+    from evaluators.pipeline import RungJob, run_rung
+
+    ctx = make_ctx(tiny_dataset, tmp_path, budget_ms=1e6)
+    steps: list[int] = []
+    plain = ctx.step_context
+
+    def counting(windows):  # type: ignore[no-untyped-def]
+        inner = plain(windows)
+
+        @contextlib.contextmanager
+        def step():  # type: ignore[no-untyped-def]
+            steps.append(1)
+            with inner():
+                yield
+
+        return step
+
+    ctx.step_context = counting  # type: ignore[method-assign]
+    candidate = dataclasses.replace(CANDIDATE, prune_ratio=0.0, batch_size=4)
+    per_epoch = -(-len(tiny_dataset.splits["train"].labels) // 4)
+    look = run_rung(candidate, ctx, tmp_path / "t", RungJob(rung=0, epochs=1, final=False, screen=True, epoch_share=1 / 3))
+    assert len(steps) == -(-per_epoch // 3) < per_epoch
+    assert look.metrics is not None and look.checkpoint is not None and look.checkpoint.epochs == 0
+    steps.clear()
+    run_rung(candidate, ctx, tmp_path / "t", RungJob(rung=1, epochs=2, final=True, start=look.checkpoint))
+    assert len(steps) == 2 * per_epoch, "a look leaves no complete epoch behind: the next rung trains both"
+    with pytest.raises(ValueError, match="only a rung from scratch"):
+        RungJob(rung=1, epochs=2, final=True, start=look.checkpoint, epoch_share=0.5)
+    with pytest.raises(ValueError, match="not in"):
+        RungJob(rung=0, epochs=1, final=False, epoch_share=0.0)

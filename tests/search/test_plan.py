@@ -91,3 +91,25 @@ def test_candidates_stopped_untrained_are_paid_by_the_first_rungs() -> None:
     free = make_plan(budget_s=600, epoch_s=10.0, rungs=(1, 3), **PLAN)
     paying = make_plan(budget_s=600, epoch_s=10.0, rungs=(1, 3), first_extra_s=15.0, **PLAN)
     assert paying.expected[0] < free.expected[0]
+
+
+def test_a_large_training_split_gets_a_first_look_at_one_eta_th_of_an_epoch() -> None:
+    from search.plan import FIRST_LOOK_IMAGES, first_look_share
+
+    assert first_look_share(3 * FIRST_LOOK_IMAGES - 1, 3) == 1.0, "the embedded default's 1,200 images: whole epochs"
+    assert first_look_share(3 * FIRST_LOOK_IMAGES, 3) == pytest.approx(1 / 3)
+    assert first_look_share(4 * FIRST_LOOK_IMAGES, 4) == pytest.approx(1 / 4)
+
+
+def test_a_first_look_costs_its_share_and_the_next_rung_pays_all_its_epochs() -> None:
+    from search.promotion import expected_promotions
+
+    budget, epoch_s = 400.0, 10.0
+    whole = make_plan(budget_s=budget, epoch_s=epoch_s, rungs=(1, 3), **{**PLAN, "overhead_s": 0.0})
+    look = make_plan(budget_s=budget, epoch_s=epoch_s, rungs=(1, 3), first_look=1 / 3, **{**PLAN, "overhead_s": 0.0})
+    started = look.expected[0]
+    spent = started * epoch_s / 3 + expected_promotions(started, 3) * 3 * epoch_s
+    assert budget - 3 * epoch_s < spent <= budget + 1e-6, "1/3 epoch per look, then 3 whole epochs for the promoted"
+    assert look.expected[0] > 1.2 * whole.expected[0], "more candidates get a first look in the same budget"
+    assert "rungs 1/3 → 3 epochs" in look.describe() and "at 1/3 epoch," in look.describe()
+    assert "rungs 1 → 3 epochs" in whole.describe()
