@@ -11,6 +11,8 @@ images at 224 px), generated once and given to every run with ``--data``.
 * ``fixed-epoch``: ``--override epochs=2 --override finetune_epochs=1``: every candidate trains
   2 epochs in one rung (the search before rungs).
 * ``random``: the fixed-epoch arm with ``--sampler random``.
+* ``first-look`` (only with ``--arms``): the defaults with ``--first-look 0.333333333``: first rungs of a
+  third of an epoch, which the embedded data's 1,200 training images do not get by default.
 * ``ladder-1-3-9`` (only with ``--arms``): the defaults with ``--rungs 1,3,9``, for when the plan
   chooses fewer rungs at this budget.
 
@@ -78,9 +80,12 @@ ARMS: dict[str, tuple[str, ...]] = {
     "fixed-epoch": FIXED_EPOCHS,
     "random": ("--sampler", "random", *FIXED_EPOCHS),
     "ladder-1-3-9": ("--rungs", "1,3,9"),
+    "first-look": ("--first-look", "0.333333333"),
 }
 """Every arm's launcher arguments; ``ladder-1-3-9`` (the default search with the 1 -> 3 -> 9 ladder forced,
-whatever the plan would choose) runs only when ``--arms`` names it."""
+whatever the plan would choose) and ``first-look`` (the default search with first rungs of a third of an
+epoch, which the embedded data's 1,200 training images do not get by default) run only when ``--arms``
+names them."""
 DEFAULT_ARMS = ("multi-fidelity", "fixed-epoch", "random")
 NEW_ARM, REFERENCE_ARM = "multi-fidelity", "fixed-epoch"
 TARGET_HV_RATIO = 1.25

@@ -43,7 +43,7 @@ DEFAULT_OVERHEAD_S = 4.0
 """Per-job cost besides training before any job has been timed."""
 FIRST_LOOK_IMAGES = 1000
 """Training images a first look sees at least. A training split of at least η times as many
-makes the first rung a look at 1/η of an epoch: on 3,500 real 200-px photos one epoch of a first
+makes the first rung a look at 1/η of an epoch: on 3,500 real-size 200-px JPEGs one epoch of a first
 rung took 51-91 s, so the η first rungs that must be ranked before any trial is told cost more
 than 10 % of a 25-minute budget."""
 

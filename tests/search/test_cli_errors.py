@@ -83,3 +83,9 @@ def test_bad_data_folders(tmp_path: Path, layout: str) -> None:
     expected = {"one_class": "class", "empty_group": "g3", "bad_image": "broken.png"}[layout]
     assert_one_line_error(result, expected)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "third"])
+def test_a_first_look_outside_0_1_is_refused(tmp_path: Path, value: str) -> None:
+    result = run_cli("--first-look", value, cwd=tmp_path)
+    assert_one_line_error(result, f"--first-look {value!r}", "--first-look 0.33")
