@@ -130,8 +130,9 @@ def study_first_look(config: SearchConfig, study: Any, rungs: tuple[int, ...] | 
     if stored is not None:
         share = float(stored)
         if config.first_look is not None and abs(config.first_look - share) > 1e-9:
-            raise ConfigError(f"study {config.study!r} looks at {rung_label(1, share)} of an epoch in its first rungs, "
-                              f"not {config.first_look:g}", "pass another --study, or drop --first-look")
+            what = "whole epochs" if share >= 1 else f"{rung_label(1, share)} of an epoch"
+            raise ConfigError(f"study {config.study!r} trains {what} in its first rungs, not --first-look "
+                              f"{config.first_look:g}", "pass another --study, or drop --first-look")
         return share
     one_rung = rungs is not None and len(rungs) == 1
     if one_rung and config.first_look is not None and config.first_look < 1:

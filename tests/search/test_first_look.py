@@ -32,8 +32,12 @@ def test_a_study_keeps_the_share_it_was_created_with() -> None:
     assert study_first_look(config(), study, None, 3500) == pytest.approx(1 / 3)
     assert study.user_attrs[attrs.STUDY_FIRST_LOOK] == pytest.approx(1 / 3)
     assert study_first_look(config(), study, None, 100) == pytest.approx(1 / 3), "a resumed study keeps its share"
-    with pytest.raises(ConfigError, match="looks at 1/3 of an epoch.*drop --first-look"):
+    with pytest.raises(ConfigError, match="trains 1/3 of an epoch in its first rungs, not --first-look 1.*drop"):
         study_first_look(config(1.0), study, None, 3500)
+    whole = new_study()
+    study_first_look(config(), whole, None, 1200)
+    with pytest.raises(ConfigError, match="trains whole epochs in its first rungs, not --first-look 0.5"):
+        study_first_look(config(0.5), whole, None, 1200)
 
 
 def test_small_data_one_rung_searches_and_older_studies_train_whole_epochs() -> None:
