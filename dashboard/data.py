@@ -198,12 +198,17 @@ def _minority_accuracy(metrics: Mapping[str, Any]) -> float:
     return math.nan if value is None else float(value)
 
 
+def record_epochs(record: Mapping[str, Any]) -> float | None:
+    """Epochs behind a rung record's figures (a first look's share of an epoch counted as such);
+    ``None`` when the record names no epochs."""
+    epochs = record.get("epochs")
+    return None if epochs is None else float(epochs) * float(record.get("epoch_share") or 1.0)
+
+
 def _epochs(metrics: Mapping[str, Any], rung: Mapping[str, Any]) -> float:
     """Epochs behind the trial's figures (those of its last rung; a first look counts its share)."""
-    share = float(rung.get("epoch_share") or 1.0)
-    if metrics.get("epochs"):
-        return float(metrics["epochs"]) * share
-    return float(rung["epochs"]) * share if rung.get("epochs") else math.nan
+    epochs = record_epochs({**rung, "epochs": metrics.get("epochs") or rung.get("epochs") or None})
+    return math.nan if epochs is None else epochs
 
 
 def trial_row(trial: FrozenTrial, info: StudyInfo) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from dashboard.data import figure_interval, half_width_column, score_column
+from dashboard.data import figure_interval, half_width_column, record_epochs, score_column
 from dashboard.info import StudyInfo
 from search import attrs
 
@@ -50,7 +50,7 @@ def rung_history(user_attrs: Mapping[str, Any], info: StudyInfo) -> pd.DataFrame
     for rung, record in sorted(attrs.rung_records(dict(user_attrs)).items()):
         values = list(record.get("values") or [])
         figures = record.get("figures") or {}
-        row: dict[str, Any] = {"rung": rung, "epochs": _record_epochs(record)}
+        row: dict[str, Any] = {"rung": rung, "epochs": record_epochs(record)}
         for index, objective in enumerate(info.objectives):
             row[objective.name] = float(values[index]) if index < len(values) else math.nan
             pair = figure_interval(figures, objective.metric)
@@ -66,12 +66,6 @@ def rung_history(user_attrs: Mapping[str, Any], info: StudyInfo) -> pd.DataFrame
         })
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _record_epochs(record: Mapping[str, Any]) -> float | None:
-    """Epochs behind a rung record's figures (a first look's share of an epoch counted as such)."""
-    epochs = record.get("epochs")
-    return None if epochs is None else float(epochs) * float(record.get("epoch_share") or 1.0)
 
 
 def rung_epochs(info: StudyInfo, rung: Any) -> str:
@@ -127,7 +121,7 @@ def rung_occupancy(trials: Iterable[FrozenTrial], info: StudyInfo) -> pd.DataFra
             outcome = _outcome(trial, rung, record, top if top >= 0 else last, last)
             counts.setdefault(rung, {})
             counts[rung][outcome] = counts[rung].get(outcome, 0) + 1
-            epochs.setdefault(rung, _record_epochs(record))
+            epochs.setdefault(rung, record_epochs(record))
     rows = [{"rung": r, "epochs": epochs.get(r), "candidates": sum(c.values()), **{o: c.get(o, 0) for o in OUTCOMES}}
             for r, c in sorted(counts.items())]
     return pd.DataFrame(rows, columns=["rung", "epochs", "candidates", *OUTCOMES])

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs each Ray trial reserves, also its torch threads (default 1)")
     p.add_argument("--trial-gpus", type=float, default=0.0, metavar="N",
                    help="GPUs each Ray trial reserves (fractions allowed); > 0 trains on CUDA with AMP (default 0)")
+    p.add_argument("--no-start-point", action="store_true",
+                   help="do not train the space's start point first (a new study trains a plain, cheap recipe "
+                   "first and brings it to the top rung; see the space's start_point)")
     p.add_argument("--baselines", action="store_true",
                    help="enqueue the field's hand-designed recipes as the first trials (once per study)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",

@@ -138,6 +138,7 @@ class SearchConfig:
     trial_cpus: float
     trial_gpus: float
     baselines: bool
+    start_point: bool
     overrides: Mapping[str, Any]
     minority_group: str | None
     train_device: str
@@ -208,7 +209,7 @@ class SearchConfig:
             min_accuracy=args.min_accuracy, floors=floors, eval_batch=args.eval_batch, pretrained=args.pretrained,
             sampler=args.sampler, seed=args.seed, jobs=args.jobs, backend=args.backend,
             ray_address=args.ray_address, trial_cpus=args.trial_cpus, trial_gpus=args.trial_gpus,
-            baselines=args.baselines, overrides=overrides, minority_group=args.minority_group,
+            baselines=args.baselines, start_point=not args.no_start_point, overrides=overrides, minority_group=args.minority_group,
             train_device=args.train_device, device=args.device, fleet=args.fleet, fleet_listen=args.fleet_listen,
             fleet_token=args.fleet_token or env.get(ENV_FLEET_TOKEN) or None,
             fleet_timeout=args.fleet_timeout, no_progress=args.no_progress,

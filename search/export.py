@@ -144,6 +144,7 @@ def model_card(study: Any, trial: Any) -> dict[str, Any]:
     return {
         "study": study.study_name, "trial": trial.number, "space": study.user_attrs.get(attrs.STUDY_SPACE),
         "baseline": trial.user_attrs.get(attrs.BASELINE),
+        "start_point": trial.user_attrs.get(attrs.START_POINT),
         "candidate": trial.user_attrs[attrs.CANDIDATE], "candidate_text": trial.user_attrs.get(attrs.CANDIDATE_TEXT),
         "class_names": metrics["class_names"], "validation": {
             "accuracy": metrics["accuracy"], "per_group_accuracy": metrics["per_group_accuracy"],

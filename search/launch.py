@@ -169,6 +169,7 @@ def run(config: SearchConfig) -> int:
         create_or_resume_study,
         enqueue_baselines,
         enqueue_continuations,
+        enqueue_start_point,
         finished_count,
         recover_interrupted_trials,
     )
@@ -205,6 +206,9 @@ def run(config: SearchConfig) -> int:
         recovered = recover_interrupted_trials(study)
         if recovered:
             print(f"resume: trials {recovered} were interrupted by a crash or a stop; marked failed")
+        if config.start_point and (start := enqueue_start_point(study, space)) is not None:
+            print(f"start point enqueued: {start} (trained first and brought to the top rung; "
+                  "--no-start-point skips it)")
         if config.baselines:
             queued = enqueue_baselines(study, space)
             if queued:

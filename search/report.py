@@ -77,6 +77,8 @@ def format_front_table(rows: Sequence[FrontRow], task: Task, test: Mapping[int, 
     for row, cells in zip(rows, lines):
         tag = row.trial.user_attrs.get(attrs.BASELINE)
         note = f"  [baseline: {tag}]" if tag else ""
+        if row.trial.user_attrs.get(attrs.START_POINT):
+            note += f"  [start point: {row.trial.user_attrs[attrs.START_POINT]}]"
         if row.dominated_by is not None:
             note += f"  [~ dominated within noise by trial {row.dominated_by}]"
         out.append("  ".join(c.rjust(w) for c, w in zip(cells, widths))

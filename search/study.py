@@ -135,6 +135,20 @@ def enqueue_baselines(study: Any, space: SpaceSpec) -> list[str]:
     return queued
 
 
+def enqueue_start_point(study: Any, space: SpaceSpec) -> str | None:
+    """Enqueue the space's start point as the first candidate of a new study; returns its name.
+
+    Nothing is enqueued (``None``) when the space has none or the study has any trial already (a
+    resumed study keeps the course it took).
+    """
+    start = space.start_point()
+    if start is None or study.get_trials(deepcopy=False):
+        return None
+    name, candidate = start
+    study.enqueue_trial(candidate.to_params(), user_attrs={attrs.START_POINT: name})
+    return name
+
+
 def finished_count(study: Any) -> int:
     """Candidates evaluated: COMPLETE (top rung or screened out) and PRUNED (stopped) trials."""
     from optuna.trial import TrialState

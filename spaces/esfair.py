@@ -75,7 +75,16 @@ def esfair_baselines() -> dict[str, Candidate]:
     }
 
 
-@register_space("esfair", task=ESFAIR_TASK, baselines=esfair_baselines)
+def esfair_start_point() -> tuple[str, Candidate]:
+    """The search's first candidate: the smallest recipe of :func:`esfair_baselines` (MobileNetV3-small
+    at full width, cross-entropy, fp32, no pruning) at 128 px, the middle of the searched resolutions,
+    so that its first rung fits a short budget."""
+    return "mobilenetv3-small-128", Candidate(
+        backbone="mobilenetv3_small", width=1.0, resolution=128, loss=LossMix(ce=1.0), quant="fp32",
+    )
+
+
+@register_space("esfair", task=ESFAIR_TASK, baselines=esfair_baselines, start_point=esfair_start_point)
 def esfair_space(trial: TrialLike, context: SampleContext) -> Candidate:
     """Define-by-run esfair space. Only calls ``trial.suggest_*``; no computation."""
     loss = LossMix(

@@ -56,7 +56,13 @@ def lpirc_baselines() -> dict[str, Candidate]:
     }
 
 
-@register_space("lpirc", task=LPIRC_TASK, baselines=lpirc_baselines)
+def lpirc_start_point() -> tuple[str, Candidate]:
+    """The search's first candidate: MobileNetV3-small at full width and the largest searched
+    resolution, cross-entropy, fp32, no pruning (cheaper than either LPIRC reference)."""
+    return "mobilenetv3-small-128", Candidate(backbone="mobilenetv3_small", width=1.0, resolution=128, quant="fp32")
+
+
+@register_space("lpirc", task=LPIRC_TASK, baselines=lpirc_baselines, start_point=lpirc_start_point)
 def lpirc_space(trial: TrialLike, context: SampleContext) -> Candidate:
     """Define-by-run lpirc space: architecture, input size, compression and the training recipe."""
     backbone, width, warm = sample_architecture(trial, context, BACKBONES, WIDTHS)

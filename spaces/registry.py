@@ -61,6 +61,11 @@ class UnknownSpaceError(UnknownNameError):
     """Raised for a space name that is not registered; the message lists the known ones."""
 
 
+def no_start_point() -> None:
+    """The start point of a space that declares none: its search starts where its sampler does."""
+    return None
+
+
 @dataclass(frozen=True)
 class SpaceSpec:
     """A registered space.
@@ -72,12 +77,17 @@ class SpaceSpec:
             signature has a second parameter.
         task: Data, objectives, constraints and scores of the space.
         baselines: Hand-designed recipes, by name, that ``--baselines`` enqueues first.
+        start_point: The space's starting candidate, by name (``None``: the search starts where
+            its sampler does): a plain, cheap recipe that a new study trains first and brings to
+            the top rung, so that a search never returns less than the first thing a practitioner
+            would try (SMAC's "default configuration first"). ``--no-start-point`` skips it.
     """
 
     name: str
     fn: SpaceFn
     task: Task
     baselines: Callable[[], dict[str, Candidate]]
+    start_point: Callable[[], tuple[str, Candidate] | None] = field(default=no_start_point)
 
     def sample(self, trial: TrialLike, context: SampleContext | None = None) -> Candidate:
         """Run the define-by-run function on ``trial``."""
@@ -90,7 +100,8 @@ SPACES: Registry[SpaceSpec] = Registry("space", UnknownSpaceError)
 
 
 def register_space(
-    name: str, *, task: Task, baselines: Callable[[], dict[str, Candidate]] | None = None
+    name: str, *, task: Task, baselines: Callable[[], dict[str, Candidate]] | None = None,
+    start_point: Callable[[], tuple[str, Candidate] | None] | None = None,
 ) -> Callable[[SpaceFn], SpaceFn]:
     """Decorator registering a define-by-run space function under ``name``.
 
@@ -99,7 +110,8 @@ def register_space(
     """
 
     def decorate(fn: SpaceFn) -> SpaceFn:
-        SPACES.add(name, SpaceSpec(name=name, fn=fn, task=task, baselines=baselines or dict))
+        SPACES.add(name, SpaceSpec(name=name, fn=fn, task=task, baselines=baselines or dict,
+                                   start_point=start_point or no_start_point))
         return fn
 
     return decorate

@@ -132,17 +132,15 @@ class Scheduler:
         """Seconds of budget left."""
         return self.deadline - time.monotonic()
 
-    def first_rung_limit_s(self) -> float | None:
-        """Most training seconds a new candidate's first rung may cost (``None``: no limit)."""
+    def first_rung_limit_s(self, share: float = 1.0) -> float | None:
+        """Most training seconds a new candidate's first rung may cost (``None``: no limit).
+
+        A first rung that trains ``share`` of each epoch (a first look) gets the same share of the
+        limit, so the cost of a candidate's epoch, not of its look, is what the limit bounds.
+        """
         if self.first_rung_share <= 0 or (self.rungs is not None and len(self.rungs) < 2):
             return None
-        return self.first_rung_share * self.budget.total_s
-
-    def _first_rung_limit_s(self, share: float) -> float | None:
-        """The limit of a first rung that trains ``share`` of each epoch: the same share of the limit,
-        so the cost of a candidate's epoch, not of its look, is what the limit bounds."""
-        limit = self.first_rung_limit_s()
-        return None if limit is None else limit * share
+        return self.first_rung_share * self.budget.total_s * share
 
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
@@ -244,7 +242,7 @@ class Scheduler:
         job = RungJob(rung=rung, epochs=target, final=self.top is not None and rung == self.top,
                       teacher_epochs=self._teacher_for(candidate, rung), teacher_min_accuracy=self._best_accuracy,
                       start=start, screen=start is None,
-                      max_train_s=self._first_rung_limit_s(share) if start is None else None, epoch_share=share)
+                      max_train_s=self.first_rung_limit_s(share) if start is None else None, epoch_share=share)
         return Job(trial, candidate, job, self.study_dir / f"trial_{trial.number}", estimate, resumed_from,
                    time.monotonic())
 
@@ -278,8 +276,9 @@ class Scheduler:
                 trial.set_user_attr(attrs.rung_key(rung), {**records[rung], "copied_from": number})
         record = records[last]
         checkpoint = Checkpoint.from_dict(record["checkpoint"])
-        if old.user_attrs.get(attrs.SCREEN):
-            trial.set_user_attr(attrs.SCREEN, old.user_attrs[attrs.SCREEN])
+        for key in (attrs.SCREEN, attrs.START_POINT):
+            if old.user_attrs.get(key):
+                trial.set_user_attr(key, old.user_attrs[key])
         macs = (old.user_attrs.get(attrs.METRICS) or {}).get("macs")
         resumed = {"trial": number, "rung": last, "checkpoint_sha256": checkpoint.sha256}
         return self._job(trial, candidate, last + 1, checkpoint, macs, resumed, record)
@@ -312,6 +311,10 @@ class Scheduler:
         if rung == self.top:
             return Verdict("complete")
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
+        if record["feasible"] and job.trial.user_attrs.get(attrs.START_POINT):
+            decision = dataclasses.replace(decision, promote=True, wait=False, reason=(
+                f"rung {rung}: the space's start point continues to the top rung whatever its rank "
+                "(what the search returns is never less than it)"))
         if decision.wait:
             return Verdict("wait", reason=decision.reason, decision=decision)
         if not decision.promote:

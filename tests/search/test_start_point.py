@@ -1,0 +1,103 @@
+"""A new study trains its space's start point first and brings it to the top rung whatever its rank."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from search import attrs
+from search.executors.scheduler import Budget, Scheduler
+from search.front import FrontSpec
+from search.plan import CostModel
+from search.study import enqueue_start_point
+from spaces import esfair, lpirc
+from spaces.registry import SampleContext, get_space
+
+
+def new_study() -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.create_study(directions=get_space("esfair").task.directions)
+
+
+@pytest.mark.parametrize("module", [esfair, lpirc])
+def test_every_built_in_start_point_is_a_cheap_plain_member_of_its_space(module: Any) -> None:
+    space = get_space(module.__name__.split(".")[-1])
+    name, candidate = space.start_point()
+    assert name and candidate.backbone in module.BACKBONES and candidate.width in module.WIDTHS
+    assert candidate.resolution in module.RESOLUTIONS and candidate.resolution <= 128
+    assert candidate.prune_ratio == 0 and candidate.quant == "fp32" and candidate.loss.ce == 1.0
+    sampled = space.sample(optuna.trial.FixedTrial(candidate.to_params()), SampleContext(grouped_data=True))
+    assert sampled == candidate, "the space itself can sample it, so samplers learn from it like any trial"
+
+
+def test_a_new_study_gets_the_start_point_first_and_a_resumed_one_does_not() -> None:
+    study = new_study()
+    assert enqueue_start_point(study, get_space("esfair")) == "mobilenetv3-small-128"
+    trial = study.ask()
+    assert trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-128"
+    assert get_space("esfair").sample(trial, SampleContext()) == get_space("esfair").start_point()[1]
+    assert enqueue_start_point(study, get_space("esfair")) is None, "a study with trials keeps its course"
+    assert len(study.trials) == 1
+
+
+def make_scheduler(study: optuna.Study, tmp_path: Path) -> Scheduler:
+    space = get_space("esfair")
+    task = space.task.with_settings(latency_budget_ms=1000.0)
+    cost = CostModel(rate=0.0, images=100)
+    cost.observe(macs=1e6, epochs=1, train_s=10.0, other_s=1.0, first_rung_extra_epochs=0)
+    return Scheduler(
+        study=study, space=space, overrides={}, context=SampleContext(), spec=FrontSpec.from_task(task),
+        rungs=(1, 3, 9), budget=Budget(total_s=1000.0, spent_before_s=0.0, cap=None, eta=3, max_epochs=9),
+        cost=cost, deadline=time.monotonic() + 1000.0, study_dir=tmp_path,
+    )
+
+
+def rung_record(tmp_path: Path, number: int, values: list[float], feasible: bool = True) -> dict[str, Any]:
+    checkpoint = {"path": str(tmp_path / f"{number}.pt"), "sha256": "0" * 64, "rung": 0, "epochs": 1, "pruned": False}
+    return {"values": values, "feasible": feasible, "checkpoint": checkpoint, "train_epochs": 1, "train_s": 5.0}
+
+
+@pytest.mark.parametrize("start_point", [True, False])
+def test_the_start_point_climbs_even_when_its_rank_would_stop_it(tmp_path: Path, start_point: bool) -> None:
+    study = new_study()
+    if start_point:
+        enqueue_start_point(study, get_space("esfair"))
+    scheduler = make_scheduler(study, tmp_path)
+    worst = study.ask()
+    job = scheduler.first_job(worst)
+    # three better candidates at rung 0: one in four continues, and it is not the worst one
+    for number, values in enumerate([[0.6, 0.3, 1.0], [0.5, 0.3, 0.9], [0.55, 0.32, 0.95]], start=1):
+        other = study.ask()
+        other.set_user_attr(attrs.rung_key(0), rung_record(tmp_path, number, values))
+    record = rung_record(tmp_path, 0, [0.3, 0.1, 2.0])
+    worst.set_user_attr(attrs.rung_key(0), record)
+    verdict = scheduler.after_rung(job, record, 1e6)
+    if start_point:
+        assert verdict.kind == "continue" and "start point" in verdict.decision.reason
+    else:
+        assert verdict.kind == "stop" and "only the top 1 continue" in verdict.reason
+
+
+def test_an_infeasible_start_point_is_stopped_like_any_candidate(tmp_path: Path) -> None:
+    study = new_study()
+    enqueue_start_point(study, get_space("esfair"))
+    scheduler = make_scheduler(study, tmp_path)
+    trial = study.ask()
+    job = scheduler.first_job(trial)
+    record = rung_record(tmp_path, 0, [0.9, 0.3, 2000.0], feasible=False)
+    trial.set_user_attr(attrs.rung_key(0), record)
+    verdict = scheduler.after_rung(job, record, 1e6, final=True)
+    assert verdict.kind == "stop" and "infeasible" in verdict.reason
+
+
+def test_the_start_point_is_on_by_default_and_no_start_point_turns_it_off() -> None:
+    from search.cli import build_parser
+    from search.config import SearchConfig
+
+    parser = build_parser()
+    assert SearchConfig.from_args(parser.parse_args([]), environ={}).start_point
+    assert not SearchConfig.from_args(parser.parse_args(["--no-start-point"]), environ={}).start_point
