@@ -311,8 +311,10 @@ class Scheduler:
         if rung == self.top:
             return Verdict("complete")
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
-        if record["feasible"] and job.trial.user_attrs.get(attrs.START_POINT):
-            decision = dataclasses.replace(decision, promote=True, wait=False, reason=(
+        # the start point climbs whatever its rank, but it waits for η competitors like any candidate:
+        # a climb at once would hold the slot while the first rungs that bring the first results wait
+        if record["feasible"] and not decision.wait and job.trial.user_attrs.get(attrs.START_POINT):
+            decision = dataclasses.replace(decision, promote=True, reason=(
                 f"rung {rung}: the space's start point continues to the top rung whatever its rank "
                 "(what the search returns is never less than it)"))
         if decision.wait:

@@ -82,6 +82,19 @@ def test_the_start_point_climbs_even_when_its_rank_would_stop_it(tmp_path: Path,
         assert verdict.kind == "stop" and "only the top 1 continue" in verdict.reason
 
 
+def test_the_start_point_waits_for_eta_competitors_like_any_candidate(tmp_path: Path) -> None:
+    study = new_study()
+    enqueue_start_point(study, get_space("esfair"))
+    scheduler = make_scheduler(study, tmp_path)
+    trial = study.ask()
+    job = scheduler.first_job(trial)
+    record = rung_record(tmp_path, 0, [0.3, 0.1, 2.0])
+    trial.set_user_attr(attrs.rung_key(0), record)
+    verdict = scheduler.after_rung(job, record, 1e6)
+    assert verdict.kind == "wait", "climbing at once would make the first rungs, and the first results, wait"
+    assert scheduler.after_rung(job, record, 1e6, final=True).kind == "continue"
+
+
 def test_an_infeasible_start_point_is_stopped_like_any_candidate(tmp_path: Path) -> None:
     study = new_study()
     enqueue_start_point(study, get_space("esfair"))
