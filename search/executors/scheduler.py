@@ -186,11 +186,23 @@ class Scheduler:
         plan = make_plan(budget_s=self.budget.total_s, spent_s=max(0.0, spent), epoch_s=self.cost.typical_epoch_seconds(),
                          overhead_s=self.cost.overhead_s, eta=self.eta, max_epochs=self.budget.max_epochs,
                          cap=self.budget.cap, rungs=rungs, first_extra_epochs=self.cost.first_rung_extra_epochs,
-                         first_extra_s=self.cost.untrained_seconds_per_candidate(), first_look=self.first_look)
+                         first_extra_s=self.cost.untrained_seconds_per_candidate(), first_look=self.first_look,
+                         sure_climbers_epoch_s=self.sure_climbers_epoch_s())
         self.rungs = plan.rungs
         if self.on_plan is not None:
             self.on_plan(plan)
         return plan
+
+    def sure_climbers_epoch_s(self) -> list[float]:
+        """Seconds per epoch of the trials that climb to the top whatever their rank: a start point
+        whose own first rung finished feasible (its figures are its own, not a continuation's copy)."""
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            record = t.user_attrs.get(attrs.rung_key(0)) if t.user_attrs.get(attrs.START_POINT) else None
+            if (record and record.get("feasible") and record.get("copied_from") is None
+                    and record.get("train_epochs") and record.get("train_s")):
+                out.append(float(record["train_s"]) / float(record["train_epochs"]))
+        return out
 
     def teacher_epochs(self) -> int:
         """Epochs of the KD teacher this search affords (0: KD is off, said once).

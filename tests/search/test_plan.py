@@ -113,3 +113,28 @@ def test_a_first_look_costs_its_share_and_the_next_rung_pays_all_its_epochs() ->
     assert look.expected[0] > 1.2 * whole.expected[0], "more candidates get a first look in the same budget"
     assert "rungs 1/3 → 3 epochs" in look.describe() and "at 1/3 epoch," in look.describe()
     assert "rungs 1 → 3 epochs" in whole.describe()
+
+
+def test_a_start_point_sure_to_climb_keeps_the_deepest_top_its_climb_affords() -> None:
+    plain = make_plan(budget_s=250, epoch_s=10.0, **PLAN)
+    assert plain.rungs == (1, 3), "without it, two candidates at 3 epochs beat one at 9"
+    with_start = make_plan(budget_s=250, epoch_s=10.0, sure_climbers_epoch_s=(10.0,), **PLAN)
+    assert with_start.rungs == (1, 9), "the start point's climb is affordable, so the top stays 9 epochs"
+    assert with_start.expected[-1] >= MIN_TOP, "the start point counts at the top"
+    started, promoted = with_start.expected[0], with_start.expected[1] - 1
+    climb = 8 * 10.0 + 5.0
+    assert started * (10.0 + 5.0) + promoted * climb + climb <= 250, "its climb is paid before the rest is divided"
+    same_ladder = make_plan(budget_s=250, epoch_s=10.0, rungs=(1, 9), **PLAN)
+    assert started < same_ladder.expected[0], "the budget it reserves starts fewer new candidates"
+
+
+def test_a_start_point_whose_climb_is_unaffordable_does_not_fix_the_top() -> None:
+    slow = make_plan(budget_s=250, epoch_s=10.0, sure_climbers_epoch_s=(40.0,), **PLAN)
+    assert slow.rungs == (1, 3) and slow.expected[-1] >= MIN_TOP, "8 epochs of 40 s do not fit; 2 of 40 s do"
+    none = make_plan(budget_s=250, epoch_s=10.0, sure_climbers_epoch_s=(400.0,), **PLAN)
+    assert none.rungs == make_plan(budget_s=250, epoch_s=10.0, **PLAN).rungs, "no climb fits: planned as without it"
+
+
+def test_with_only_the_start_point_at_the_top_the_cheaper_ladder_to_it_wins() -> None:
+    plan = make_plan(budget_s=100, epoch_s=10.0, sure_climbers_epoch_s=(10.0,), **PLAN)
+    assert plan.rungs == (1, 9), "a middle rung would only cost the start point a job's overhead"

@@ -44,15 +44,16 @@ def test_a_new_study_gets_the_start_point_first_and_a_resumed_one_does_not() -> 
     assert len(study.trials) == 1
 
 
-def make_scheduler(study: optuna.Study, tmp_path: Path) -> Scheduler:
+def make_scheduler(study: optuna.Study, tmp_path: Path, *, rungs: tuple[int, ...] | None = (1, 3, 9),
+                   budget_s: float = 1000.0, overhead_s: float = 1.0) -> Scheduler:
     space = get_space("esfair")
     task = space.task.with_settings(latency_budget_ms=1000.0)
     cost = CostModel(rate=0.0, images=100)
-    cost.observe(macs=1e6, epochs=1, train_s=10.0, other_s=1.0, first_rung_extra_epochs=0)
+    cost.observe(macs=1e6, epochs=1, train_s=10.0, other_s=overhead_s, first_rung_extra_epochs=0)
     return Scheduler(
         study=study, space=space, overrides={}, context=SampleContext(), spec=FrontSpec.from_task(task),
-        rungs=(1, 3, 9), budget=Budget(total_s=1000.0, spent_before_s=0.0, cap=None, eta=3, max_epochs=9),
-        cost=cost, deadline=time.monotonic() + 1000.0, study_dir=tmp_path,
+        rungs=rungs, budget=Budget(total_s=budget_s, spent_before_s=0.0, cap=None, eta=3, max_epochs=9),
+        cost=cost, deadline=time.monotonic() + budget_s, study_dir=tmp_path,
     )
 
 
@@ -114,3 +115,33 @@ def test_the_start_point_is_on_by_default_and_no_start_point_turns_it_off() -> N
     parser = build_parser()
     assert SearchConfig.from_args(parser.parse_args([]), environ={}).start_point
     assert not SearchConfig.from_args(parser.parse_args(["--no-start-point"]), environ={}).start_point
+
+
+@pytest.mark.parametrize("start_point", [True, False])
+def test_the_ladder_keeps_a_top_the_start_points_climb_affords(tmp_path: Path, start_point: bool) -> None:
+    study = new_study()
+    if start_point:
+        enqueue_start_point(study, get_space("esfair"))
+    for number in range(3):
+        trial = study.ask()
+        record = {**rung_record(tmp_path, number, [0.4, 0.3, 1.0]), "train_s": 10.0}
+        trial.set_user_attr(attrs.rung_key(0), record)
+    scheduler = make_scheduler(study, tmp_path, rungs=None, budget_s=250.0, overhead_s=5.0)
+    assert scheduler.sure_climbers_epoch_s() == ([10.0] if start_point else [])
+    plan = scheduler.choose_ladder()
+    # 250 s at 10 s per epoch: two candidates reach 3 epochs, or the start point and one more reach 9
+    assert plan.rungs == ((1, 9) if start_point else (1, 3))
+
+
+def test_a_start_point_copied_into_a_continuation_or_infeasible_is_not_counted_twice(tmp_path: Path) -> None:
+    study = new_study()
+    enqueue_start_point(study, get_space("esfair"))
+    first = study.ask()
+    first.set_user_attr(attrs.rung_key(0), rung_record(tmp_path, 0, [0.4, 0.3, 1.0]))
+    continuation = study.ask()
+    continuation.set_user_attr(attrs.START_POINT, first.user_attrs[attrs.START_POINT])
+    continuation.set_user_attr(attrs.rung_key(0), {**rung_record(tmp_path, 0, [0.4, 0.3, 1.0]), "copied_from": 0})
+    scheduler = make_scheduler(study, tmp_path)
+    assert scheduler.sure_climbers_epoch_s() == [5.0]
+    first.set_user_attr(attrs.rung_key(0), rung_record(tmp_path, 0, [0.4, 0.3, 1.0], feasible=False))
+    assert scheduler.sure_climbers_epoch_s() == []
