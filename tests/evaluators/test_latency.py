@@ -79,7 +79,7 @@ def test_repeats_per_round_stop_at_max_and_continue_to_min_time(tmp_path: Path) 
 def test_rounds_continue_until_the_median_ci_is_tight_or_the_cap(tmp_path: Path) -> None:
     backend = make_latency_backend("local")
     model = conv_model(tmp_path / "m.onnx")
-    settings = LatencySettings(warmup=1, min_repeats=5, min_time_s=0.02, min_rounds=3, max_rounds=6, target_ci=0.0)
+    settings = LatencySettings(warmup=1, min_repeats=5, min_time_s=0.05, min_rounds=3, max_rounds=6, target_ci=0.0)
     result = backend.measure(model, (1, 3, 32, 32), settings)
     assert result.rounds == 6 and len(result.round_medians_ms) == 6 and len(result.windows) == 6
     assert result.ci_low_ms <= result.median_ms <= result.ci_high_ms

@@ -106,6 +106,9 @@ def test_rounds_timed_in_a_slow_spell_of_the_host_are_left_out_and_retaken(monke
     assert times.reference_medians == [0.37, 0.38, 0.37, 0.375] and times.disturbed_rounds == 2
     assert len(times.windows) == 4 and len(times.times_ms) == 20
     assert benchmark._undisturbed([0.55, 0.37, 0.40, 0.41]) == [1, 2], "within 10 % of the fastest round"
+    lucky = [0.40, 0.30, 0.41, 0.60, 0.42]
+    assert benchmark._undisturbed(lucky) == [0, 1, 2, 4], "a lone lucky round is kept but is not the baseline"
+    assert benchmark._undisturbed(lucky[:3]) == [1], "too few rounds to tell a lucky round from a slow spell"
 
 
 def test_a_normalised_ci_includes_the_spread_between_sessions_and_shrinks_with_more_sessions(tmp_path: Path) -> None:
