@@ -42,6 +42,9 @@ Trial user attributes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 STUDY_SPACE = "hwsearch.space"
 STUDY_TASK = "hwsearch.task"
 STUDY_DEVICE_TAG = "hwsearch.device_tag"
@@ -88,6 +91,13 @@ def rung_records(user_attrs: dict) -> dict[int, dict]:
     """The rung records of a trial's user attributes, by rung."""
     return {int(k[len(RUNG_PREFIX):]): v for k, v in user_attrs.items()
             if k.startswith(RUNG_PREFIX) and k[len(RUNG_PREFIX):].isdigit()}
+
+
+def record_epoch_seconds(record: Mapping[str, Any] | None) -> float | None:
+    """Training seconds per epoch a stored rung record measured (``None`` when it trained nothing)."""
+    if not record or not record.get("train_epochs") or not record.get("train_s"):
+        return None
+    return float(record["train_s"]) / float(record["train_epochs"])
 
 
 def test_metrics_key(trial_number: int) -> str:

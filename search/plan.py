@@ -206,6 +206,16 @@ def ladder_options(eta: int, max_epochs: int) -> list[tuple[int, ...]]:
     return options
 
 
+def climb_seconds(rungs: tuple[int, ...], epoch_s: float, overhead_s: float, first_look: float) -> float:
+    """Seconds a candidate that finished its first rung costs to climb to the top of ``rungs``.
+
+    The epochs above the first rung's checkpoint (none are behind a first look) at ``epoch_s``
+    each, plus one job's ``overhead_s`` per later rung.
+    """
+    behind = rungs[0] if first_look >= 1 else 0
+    return (rungs[-1] - behind) * epoch_s + overhead_s * (len(rungs) - 1)
+
+
 def make_plan(
     *, budget_s: float, spent_s: float, epoch_s: float, overhead_s: float, eta: int, max_epochs: int,
     rungs: tuple[int, ...] | None = None, cap: int | None = None, first_extra_epochs: float = 0.0,
@@ -240,9 +250,7 @@ def make_plan(
     remaining = max(0.0, budget_s - spent_s)
 
     def climbs_s(candidate_rungs: tuple[int, ...]) -> float:
-        behind = candidate_rungs[0] if first_look >= 1 else 0
-        return sum((candidate_rungs[-1] - behind) * seconds + overhead_s * (len(candidate_rungs) - 1)
-                   for seconds in sure_climbers_epoch_s)
+        return sum(climb_seconds(candidate_rungs, seconds, overhead_s, first_look) for seconds in sure_climbers_epoch_s)
 
     def sure(candidate_rungs: tuple[int, ...]) -> int:
         affordable = len(candidate_rungs) > 1 and climbs_s(candidate_rungs) <= remaining
@@ -280,8 +288,10 @@ def make_plan(
         affordable_tops = [option[-1] for option in deep if sure(option)]
         if affordable_tops:
             deep = [option for option in deep if option[-1] == max(affordable_tops)]
-            fallback = max(deep, key=lambda option: (occupancy(option)[-1], occupancy(option)[0]))
+        occupied = {option: occupancy(option) for option in deep}
+        if affordable_tops:
+            fallback = max(deep, key=lambda option: (occupied[option][-1], occupied[option][0]))
         else:
-            fallback = next((option for option in deep if occupancy(option)[-1] >= 1.0), options[-1])
-        rungs = next((option for option in deep if occupancy(option)[-1] >= MIN_TOP), fallback)
+            fallback = next((option for option in deep if occupied[option][-1] >= 1.0), options[-1])
+        rungs = next((option for option in deep if occupied[option][-1] >= MIN_TOP), fallback)
     return Plan(budget_s, spent_s, tuple(rungs), eta, occupancy(tuple(rungs)), epoch_s, cap, first_look)

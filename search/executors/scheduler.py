@@ -23,7 +23,7 @@ from evaluators.pipeline import Checkpoint, RungJob
 from search import attrs
 from search.executors.jobs import Job
 from search.front import FrontSpec
-from search.plan import CostModel, Plan, make_plan
+from search.plan import CostModel, Plan, climb_seconds, make_plan
 from search.promotion import Decision, RungEntry, decide
 from search.records import sample_candidate
 from spaces.candidate import Candidate
@@ -145,10 +145,6 @@ class Scheduler:
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
 
-    def _first_behind(self) -> int:
-        """Complete epochs behind a first rung's checkpoint (0 after a first look)."""
-        return self._first_epochs() if self.first_look >= 1 else 0
-
     def top_reserve_s(self) -> float:
         """Budget kept for taking one candidate from its first rung to the top (0 once one got there).
 
@@ -160,8 +156,7 @@ class Scheduler:
         """
         if self.rungs is None or len(self.rungs) < 2 or self._top_started:
             return 0.0
-        climb = self.rungs[-1] - self._first_behind()
-        return self.cost.typical_epoch_seconds() * climb + self.cost.overhead_s * (len(self.rungs) - 1)
+        return climb_seconds(self.rungs, self.cost.typical_epoch_seconds(), self.cost.overhead_s, self.first_look)
 
     def new_candidate_fits(self) -> bool:
         """Whether a new candidate's first rung is expected to end before the deadline, with the
@@ -199,9 +194,9 @@ class Scheduler:
         out = []
         for t in self.study.get_trials(deepcopy=False):
             record = t.user_attrs.get(attrs.rung_key(0)) if t.user_attrs.get(attrs.START_POINT) else None
-            if (record and record.get("feasible") and record.get("copied_from") is None
-                    and record.get("train_epochs") and record.get("train_s")):
-                out.append(float(record["train_s"]) / float(record["train_epochs"]))
+            seconds = attrs.record_epoch_seconds(record)
+            if seconds is not None and record.get("feasible") and record.get("copied_from") is None:
+                out.append(seconds)
         return out
 
     def teacher_epochs(self) -> int:
@@ -245,8 +240,9 @@ class Scheduler:
         share = self.first_look if start is None else 1.0
         finetune = candidate.finetune_epochs if start is None and candidate.prune_ratio > 0 else 0
         epochs = (target - done + finetune) * share
-        if previous and previous.get("train_epochs") and previous.get("train_s"):
-            estimate = float(previous["train_s"]) / float(previous["train_epochs"]) * epochs + self.cost.overhead_s
+        own_epoch_s = attrs.record_epoch_seconds(previous)
+        if own_epoch_s is not None:
+            estimate = own_epoch_s * epochs + self.cost.overhead_s
         elif macs and self.cost.observed:
             estimate = self.cost.job_seconds(macs, epochs)
         else:
