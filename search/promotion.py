@@ -17,14 +17,21 @@ budget allows (the scheduler checks that the next rung fits).
 
 Latency is exact from rung 0 (it is measured before training), so it takes part in every rung's
 ranking; accuracy and fairness are that rung's estimates.
+
+Floors (the accuracy floor above chance, ``--floor``) make a candidate infeasible only at the top
+rung, where its figures are final; below it a candidate past a floor may still climb over it.
+There they rank by constrained domination (Deb et al., NSGA-II): every candidate that meets the
+floors comes before every one that does not, and those past a floor come after in order of how
+far past it they are. A chance-level model predicts one class, so its group gap is 0 and its
+fairness perfect; without this rule it would be non-dominated by fairness alone and take a slot
+from a model that has learned something.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from search.front import FrontSpec, preference_order
 
@@ -37,11 +44,21 @@ class RungEntry:
         number: Trial number.
         values: Objective values at the rung, in task order.
         feasible: Whether it met the constraints checked at the rung (budgets).
+        floor_violation: How far past the task's floors its figures are (0: it meets them; the
+            sum of the positive floor constraint values, e.g. accuracy points below the floor).
     """
 
     number: int
     values: tuple[float, ...]
     feasible: bool
+    floor_violation: float = 0.0
+
+
+def rung_entry(number: int, record: Mapping[str, Any]) -> RungEntry:
+    """The entry of trial ``number``'s stored ``rung.<r>`` record (one stored before floors were
+    recorded at rungs counts as meeting them)."""
+    return RungEntry(number, tuple(float(v) for v in record["values"]), bool(record.get("feasible")),
+                     float(record.get("floor_violation") or 0.0))
 
 
 @dataclass(frozen=True)
@@ -85,13 +102,29 @@ def decide(number: int, entries: Sequence[RungEntry], spec: FrontSpec, rung: int
     if len(entries) < eta and not final:
         return Decision(False, None, len(entries), quota,
                         f"rung {rung}: waits until {eta} candidates have finished it ({len(entries)} so far)", wait=True)
-    order = preference_order([e.values for e in feasible], spec)
-    position = int(np.flatnonzero(np.asarray([feasible[i].number for i in order]) == number)[0])
+    ranked = rung_order(feasible, spec)
+    position = [e.number for e in ranked].index(number)
     if position < quota:
         reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, top {quota} continue"
         return Decision(True, position, len(entries), quota, reason)
     reason = f"rung {rung}: {position + 1} of {len(entries)} by non-dominated rank, only the top {quota} continue"
+    if me.floor_violation > 0:
+        reason = (f"rung {rung}: {position + 1} of {len(entries)}, past a floor by {me.floor_violation:.3g} (ranked after "
+                  f"every candidate that meets the floors), only the top {quota} continue")
     return Decision(False, position, len(entries), quota, reason)
+
+
+def rung_order(entries: Sequence[RungEntry], spec: FrontSpec) -> list[RungEntry]:
+    """``entries`` best first: those that meet the floors by non-dominated rank with the
+    hypervolume tie-break (:func:`search.front.preference_order`), then those past a floor, least
+    past first (ties: by the same preference among them)."""
+    meeting = [e for e in entries if e.floor_violation <= 0]
+    past = [e for e in entries if e.floor_violation > 0]
+    out = [meeting[i] for i in preference_order([e.values for e in meeting], spec)] if meeting else []
+    if past:
+        preference = {past[i].number: k for k, i in enumerate(preference_order([e.values for e in past], spec))}
+        out.extend(sorted(past, key=lambda e: (e.floor_violation, preference[e.number])))
+    return out
 
 
 def expected_promotions(finished: float, eta: int) -> float:

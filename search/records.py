@@ -77,11 +77,13 @@ def record_screened_out(trial: Any, outcome: Any, task: Task) -> list[float]:
 def rung_record(outcome: Any, task: Task, *, resumed_from: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``rung.<r>`` record of a finished rung job."""
     metrics = outcome.metrics.to_dict()
-    screen_checks = {c: v for c, v in task.constraint_violations(metrics).items() if not c.endswith("_past_floor")}
+    violations = task.constraint_violations(metrics)
+    screen_checks = {c: v for c, v in violations.items() if not c.endswith("_past_floor")}
+    floor_violation = sum(max(0.0, v) for c, v in violations.items() if c.endswith("_past_floor"))
     return {
         "rung": outcome.job.rung, "epochs": outcome.job.epochs, "epoch_share": outcome.job.epoch_share,
         "values": task.objective_values(metrics),
-        "feasible": all(v <= 0 for v in screen_checks.values()),
+        "feasible": all(v <= 0 for v in screen_checks.values()), "floor_violation": floor_violation,
         "figures": {"accuracy": metrics["accuracy"], "fairness": metrics["fairness"], "scores": metrics["scores"],
                     "latency_ms": metrics["latency"]["median_ms"], "intervals": metrics["intervals"]},
         "checkpoint": outcome.checkpoint.to_dict() if outcome.checkpoint else None,

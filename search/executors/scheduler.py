@@ -24,7 +24,7 @@ from search import attrs
 from search.executors.jobs import Job
 from search.front import FrontSpec
 from search.plan import CostModel, Plan, climb_seconds, make_plan
-from search.promotion import Decision, RungEntry, decide
+from search.promotion import Decision, RungEntry, decide, rung_entry
 from search.records import sample_candidate
 from spaces.candidate import Candidate
 from spaces.registry import SampleContext, SpaceSpec
@@ -199,6 +199,10 @@ class Scheduler:
                 out.append(seconds)
         return out
 
+    def start_point_numbers(self) -> set[int]:
+        """Numbers of the study's start-point trials (the first one and any continuation of it)."""
+        return {t.number for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.START_POINT)}
+
     def teacher_epochs(self) -> int:
         """Epochs of the KD teacher this search affords (0: KD is off, said once).
 
@@ -298,7 +302,7 @@ class Scheduler:
             record = t.user_attrs.get(attrs.rung_key(rung))
             if not record or record.get("copied_from") is not None or not record.get("values"):
                 continue
-            out.append(RungEntry(t.number, tuple(float(v) for v in record["values"]), bool(record.get("feasible"))))
+            out.append(rung_entry(t.number, record))
         return out
 
     def after_rung(self, job: Job, record: Mapping[str, Any], macs: float, *, final: bool = False) -> Verdict:
@@ -311,13 +315,18 @@ class Scheduler:
         rung = job.rung.rung
         entries = self.entries(rung)
         if not any(e.number == job.number for e in entries):
-            entries.append(RungEntry(job.number, tuple(record["values"]), bool(record["feasible"])))
+            entries.append(rung_entry(job.number, record))
         if self.rungs is None:
             if len(entries) < self.eta and not final:
                 return Verdict("wait", reason=f"the rung ladder is chosen once {self.eta} candidates are timed")
             self.choose_ladder()
         if rung == self.top:
             return Verdict("complete")
+        if not job.trial.user_attrs.get(attrs.START_POINT):
+            # a feasible start point climbs whatever its rank and the plan counts it in addition to the
+            # candidates the quota promotes, so it takes no other candidate's slot
+            climbers = self.start_point_numbers()
+            entries = [e for e in entries if not (e.feasible and e.number in climbers)]
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
         # the start point climbs whatever its rank, but it waits for η competitors like any candidate:
         # a climb at once would hold the slot while the first rungs that bring the first results wait

@@ -83,6 +83,28 @@ def test_the_start_point_climbs_even_when_its_rank_would_stop_it(tmp_path: Path,
         assert verdict.kind == "stop" and "only the top 1 continue" in verdict.reason
 
 
+@pytest.mark.parametrize("start_point", [True, False])
+def test_a_start_point_ranked_first_takes_no_other_candidates_slot(tmp_path: Path, start_point: bool) -> None:
+    study = new_study()
+    if start_point:
+        enqueue_start_point(study, get_space("esfair"))
+    scheduler = make_scheduler(study, tmp_path)
+    best = study.ask()
+    best.set_user_attr(attrs.rung_key(0), rung_record(tmp_path, 0, [0.9, 0.33, 0.5]))
+    jobs = {}
+    for number, values in enumerate([[0.6, 0.3, 1.0], [0.5, 0.3, 0.9], [0.55, 0.32, 0.95]], start=1):
+        other = study.ask()
+        jobs[number] = (scheduler.first_job(other), rung_record(tmp_path, number, values))
+        other.set_user_attr(attrs.rung_key(0), jobs[number][1])
+    verdicts = {number: scheduler.after_rung(job, record, 1e6).kind for number, (job, record) in jobs.items()}
+    if start_point:
+        # the start point climbs anyway: the best of the other three still gets the one slot of three
+        assert verdicts == {1: "continue", 2: "stop", 3: "stop"}
+    else:
+        # four plain candidates: the first one takes the one slot of four
+        assert verdicts == {1: "stop", 2: "stop", 3: "stop"}
+
+
 def test_the_start_point_waits_for_eta_competitors_like_any_candidate(tmp_path: Path) -> None:
     study = new_study()
     enqueue_start_point(study, get_space("esfair"))
