@@ -10,8 +10,9 @@ overhead. It prefers the deepest top rung the budget affords while still bringin
 skipped: fewer candidates, the same depth), else 1 → 3. A budget that brings none of them to
 :data:`MIN_TOP` still buys depth for one candidate (the deepest ladder with about one at the top)
 before it falls back to 1 epoch alone. A candidate sure to reach the top (a space's start point,
-promoted whatever its rank) fixes the top at the deepest its climb affords; its climb is paid
-before the rest of the budget is divided, and it counts towards :data:`MIN_TOP`.
+promoted whatever its rank) fixes the top at the deepest its climb affords; its climb (straight
+from its first rung to the top, in one job) is paid before the rest of the budget is divided, and
+it counts towards :data:`MIN_TOP`.
 
 On a large training split (:func:`first_look_share`) the first rung is a *first look*: the
 ladder keeps its epochs, but rung 0 trains 1/η of an epoch's steps (its fine-tune after pruning
@@ -206,14 +207,17 @@ def ladder_options(eta: int, max_epochs: int) -> list[tuple[int, ...]]:
     return options
 
 
-def climb_seconds(rungs: tuple[int, ...], epoch_s: float, overhead_s: float, first_look: float) -> float:
+def climb_seconds(rungs: tuple[int, ...], epoch_s: float, overhead_s: float, first_look: float, *,
+                  straight: bool = False) -> float:
     """Seconds a candidate that finished its first rung costs to climb to the top of ``rungs``.
 
     The epochs above the first rung's checkpoint (none are behind a first look) at ``epoch_s``
-    each, plus one job's ``overhead_s`` per later rung.
+    each, plus one job's ``overhead_s`` per later rung, or one job in all for a ``straight`` climb
+    (a start point goes from its first rung to the top in one job).
     """
     behind = rungs[0] if first_look >= 1 else 0
-    return (rungs[-1] - behind) * epoch_s + overhead_s * (len(rungs) - 1)
+    jobs = min(1, len(rungs) - 1) if straight else len(rungs) - 1
+    return (rungs[-1] - behind) * epoch_s + overhead_s * jobs
 
 
 def make_plan(
@@ -240,8 +244,8 @@ def make_plan(
 
     ``sure_climbers_epoch_s`` holds the seconds per epoch of candidates that finished their first
     rung and climb to the top whatever their rank (a space's start point). The top is then the
-    deepest whose ladder affords their climbs, which are paid first and counted at every later
-    rung; :data:`MIN_TOP` only chooses between the ladders of that top (short of it, the one
+    deepest whose ladder affords their climbs, which are paid first and counted at the top rung
+    (they skip the middle ones); :data:`MIN_TOP` only chooses between the ladders of that top (short of it, the one
     with the most candidates at the top, then at the first rung wins). A plain recipe gains
     most from depth: a 6-minute bench run that shortened the top to 3 epochs (to have two
     candidates there) left its start point at 0.55 test accuracy, against 0.83-0.87 after 9
@@ -250,7 +254,8 @@ def make_plan(
     remaining = max(0.0, budget_s - spent_s)
 
     def climbs_s(candidate_rungs: tuple[int, ...]) -> float:
-        return sum(climb_seconds(candidate_rungs, seconds, overhead_s, first_look) for seconds in sure_climbers_epoch_s)
+        return sum(climb_seconds(candidate_rungs, seconds, overhead_s, first_look, straight=True)
+                   for seconds in sure_climbers_epoch_s)
 
     def sure(candidate_rungs: tuple[int, ...]) -> int:
         affordable = len(candidate_rungs) > 1 and climbs_s(candidate_rungs) <= remaining
@@ -280,7 +285,8 @@ def make_plan(
             middle = (low + high) / 2
             low, high = (middle, high) if cost(middle, candidate_rungs) <= left else (low, middle)
         started = min(low, cap) if cap is not None else low
-        return tuple(n + (extra if r > 0 else 0) for r, n in enumerate(counts(started, candidate_rungs)))
+        top = len(candidate_rungs) - 1
+        return tuple(n + (extra if 0 < r == top else 0) for r, n in enumerate(counts(started, candidate_rungs)))
 
     if rungs is None:
         options = ladder_options(eta, max_epochs)

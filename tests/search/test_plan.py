@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.plan import MIN_TOP, CostModel, ladder_options, make_plan
+from search.plan import MIN_TOP, CostModel, climb_seconds, ladder_options, make_plan
 
 PLAN = {"spent_s": 0.0, "overhead_s": 5.0, "eta": 3, "max_epochs": 9}
 
@@ -135,6 +135,9 @@ def test_a_start_point_whose_climb_is_unaffordable_does_not_fix_the_top() -> Non
     assert none.rungs == make_plan(budget_s=250, epoch_s=10.0, **PLAN).rungs, "no climb fits: planned as without it"
 
 
-def test_with_only_the_start_point_at_the_top_the_cheaper_ladder_to_it_wins() -> None:
+def test_the_start_points_climb_is_one_job_straight_to_the_top() -> None:
+    assert climb_seconds((1, 3, 9), 10.0, 5.0, 1.0, straight=True) == climb_seconds((1, 9), 10.0, 5.0, 1.0) == 85.0
+    assert climb_seconds((1, 3, 9), 10.0, 5.0, 1.0) == 90.0, "a candidate ranked at every rung pays a job per rung"
     plan = make_plan(budget_s=100, epoch_s=10.0, sure_climbers_epoch_s=(10.0,), **PLAN)
-    assert plan.rungs == (1, 9), "a middle rung would only cost the start point a job's overhead"
+    assert plan.rungs[-1] == 9 and plan.expected[-1] >= 1, "85 s of 100 s: its 9-epoch climb fits"
+    assert all(n < 1 for n in plan.expected[1:-1]), "it skips the middle rung: nothing else is expected there"

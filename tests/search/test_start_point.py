@@ -79,6 +79,7 @@ def test_the_start_point_climbs_even_when_its_rank_would_stop_it(tmp_path: Path,
     verdict = scheduler.after_rung(job, record, 1e6)
     if start_point:
         assert verdict.kind == "continue" and "start point" in verdict.decision.reason
+        assert verdict.next_job.rung.rung == 2 and verdict.next_job.rung.final, "straight to the top, 1 -> 9"
     else:
         assert verdict.kind == "stop" and "only the top 1 continue" in verdict.reason
 
@@ -167,3 +168,21 @@ def test_a_start_point_copied_into_a_continuation_or_infeasible_is_not_counted_t
     assert scheduler.sure_climbers_epoch_s() == [5.0]
     first.set_user_attr(attrs.rung_key(0), rung_record(tmp_path, 0, [0.4, 0.3, 1.0], feasible=False))
     assert scheduler.sure_climbers_epoch_s() == []
+
+
+def test_a_start_point_interrupted_on_its_climb_continues_straight_to_the_top(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from search.study import enqueue_continuations
+
+    study = new_study()
+    enqueue_start_point(study, get_space("esfair"))
+    first = study.ask()
+    record = {**rung_record(tmp_path, 0, [0.4, 0.3, 1.0]), "decision": {"promote": True}}
+    first.set_user_attr(attrs.rung_key(0), record)
+    study.tell(first, state=TrialState.FAIL)
+    assert enqueue_continuations(study, top_rung=2) == [0]
+    scheduler = make_scheduler(study, tmp_path)
+    job = scheduler.first_job(study.ask())
+    assert job.rung.rung == 2 and job.rung.start is not None and job.rung.start.epochs == 1
+    assert job.trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-128"
