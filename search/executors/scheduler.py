@@ -118,7 +118,8 @@ class Scheduler:
         self.first_look = first_look
         self._teacher_epochs: int | None = None
         trials = study.get_trials(deepcopy=False)
-        self._top_started = rungs is not None and any(attrs.rung_key(len(rungs) - 1) in t.user_attrs for t in trials)
+        self._top_started = rungs is not None and any(attrs.rung_key(len(rungs) - 1) in t.user_attrs
+                                                      and not t.user_attrs.get(attrs.START_POINT) for t in trials)
         self._best_accuracy = max((float(record["figures"]["accuracy"]) for t in trials
                                    for record in attrs.rung_records(t.user_attrs).values()
                                    if (record.get("figures") or {}).get("accuracy") is not None), default=0.0)
@@ -145,14 +146,21 @@ class Scheduler:
     def _first_epochs(self) -> int:
         return self.rungs[0] if self.rungs is not None else FIRST_RUNG_EPOCHS
 
-    def top_reserve_s(self) -> float:
-        """Budget kept for taking one candidate from its first rung to the top (0 once one got there).
+    def _note_top_start(self, job: Job) -> None:
+        """Lift the top reserve once a searched candidate (not the start point) starts the top rung."""
+        if job.rung.final and not job.trial.user_attrs.get(attrs.START_POINT):
+            self._top_started = True
 
-        While no candidate has started the top rung of a multi-rung ladder, new candidates start
-        only if a typical candidate could still climb from the first rung to the top after them:
-        otherwise the search spends its last minutes on first looks and ends with no candidate
-        at the top (one 6-minute bench run trained 14 first rungs and 3 middle ones, and its
-        front was empty).
+    def top_reserve_s(self) -> float:
+        """Budget kept for taking one searched candidate from its first rung to the top (0 once one
+        got there).
+
+        While no candidate but the start point has started the top rung of a multi-rung ladder,
+        new candidates start only if a typical candidate could still climb from the first rung to
+        the top after them: otherwise the search spends its last minutes on first looks and ends
+        with no candidate at the top (one 6-minute bench run trained 14 first rungs and 3 middle
+        ones, and its front was empty). The start point does not lift it: it climbs whatever its
+        rank, early, and a front of the start point alone is what the reserve is there to avoid.
         """
         if self.rungs is None or len(self.rungs) < 2 or self._top_started:
             return 0.0
@@ -269,7 +277,7 @@ class Scheduler:
         if continues is not None and self.rungs is not None:
             job = self._continuation(trial, candidate, int(continues))
             if job is not None:
-                self._top_started = self._top_started or job.rung.final
+                self._note_top_start(job)
                 return job
         return self._job(trial, candidate, 0, None, None)
 
@@ -353,7 +361,7 @@ class Scheduler:
             reason = (f"promoted past rung {rung}, but rung {next_job.rung.rung} (~{next_job.estimate_s:.0f} s) would end "
                       f"after the budget ({max(0.0, self.remaining_s()):.0f} s left)")
             return Verdict("stop", reason=reason, decision=dataclasses.replace(decision, promote=False, reason=reason))
-        self._top_started = self._top_started or next_job.rung.final
+        self._note_top_start(next_job)
         return Verdict("continue", next_job=next_job, decision=decision)
 
     def observe_untrained(self, outcome: Any) -> None:

@@ -53,6 +53,26 @@ def test_the_reserve_is_released_once_a_candidate_is_sent_to_the_top(tmp_path: P
     assert scheduler.top_reserve_s() == 0.0 and scheduler.new_candidate_fits()
 
 
+def test_the_start_points_climb_does_not_release_the_reserve(tmp_path: Path) -> None:
+    from search.study import enqueue_start_point
+
+    scheduler = make_scheduler(tmp_path, 85.0, rungs=(1, 9))
+    enqueue_start_point(scheduler.study, scheduler.space)
+    checkpoint = {"path": str(tmp_path / "rung_0.pt"), "sha256": "0" * 64, "rung": 0, "epochs": 1, "pruned": False}
+    record = {"values": [0.5, 0.2, 1.0], "feasible": True, "checkpoint": checkpoint, "train_epochs": 1, "train_s": 5.0}
+    start = scheduler.study.ask()
+    assert start.user_attrs[attrs.START_POINT]
+    start.set_user_attr(attrs.rung_key(0), record)
+    verdict = scheduler.after_rung(scheduler.first_job(start), record, 1e6, final=True)
+    assert verdict.kind == "continue" and verdict.next_job.rung.final
+    assert scheduler.top_reserve_s() > 0, "a front of the start point alone is what the reserve is there to avoid"
+    other = scheduler.study.ask()
+    other.set_user_attr(attrs.rung_key(0), record)
+    verdict = scheduler.after_rung(scheduler.first_job(other), record, 1e6, final=True)
+    assert verdict.kind == "continue" and verdict.next_job.rung.final
+    assert scheduler.top_reserve_s() == 0.0, "a searched candidate started the top rung"
+
+
 def test_a_final_decision_lets_the_best_of_fewer_than_eta_continue() -> None:
     spec = FrontSpec.from_task(get_space("esfair").task)
     entries = [RungEntry(0, (0.40, 0.2, 1.0), True), RungEntry(1, (0.60, 0.25, 1.0), True)]
