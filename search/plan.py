@@ -245,8 +245,8 @@ def make_plan(
     ``sure_climbers_epoch_s`` holds the seconds per epoch of candidates that finished their first
     rung and climb to the top whatever their rank (a space's start point). The top is then the
     deepest whose ladder affords their climbs, which are paid first and counted at the top rung
-    (they skip the middle ones); :data:`MIN_TOP` only chooses between the ladders of that top (short of it, the one
-    with the most candidates at the top, then at the first rung wins). A plain recipe gains
+    (they skip the middle ones); :data:`MIN_TOP` only chooses between the ladders of that top
+    (short of it, the one with the most candidates at the top, then at the first rung wins). A plain recipe gains
     most from depth: a 6-minute bench run that shortened the top to 3 epochs (to have two
     candidates there) left its start point at 0.55 test accuracy, against 0.83-0.87 after 9
     epochs in the other seeds.

@@ -207,10 +207,6 @@ class Scheduler:
                 out.append(seconds)
         return out
 
-    def start_point_numbers(self) -> set[int]:
-        """Numbers of the study's start-point trials (the first one and any continuation of it)."""
-        return {t.number for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.START_POINT)}
-
     def teacher_epochs(self) -> int:
         """Epochs of the KD teacher this search affords (0: KD is off, said once).
 
@@ -311,12 +307,20 @@ class Scheduler:
         assert self.top is not None
         return self.top if trial.user_attrs.get(attrs.START_POINT) else rung + 1
 
-    def entries(self, rung: int) -> list[RungEntry]:
-        """Every trial's figures at ``rung`` (records copied into continuations are counted once)."""
+    def entries(self, rung: int, *, without_start_point: bool = False) -> list[RungEntry]:
+        """Every trial's figures at ``rung`` (records copied into continuations are counted once).
+
+        Args:
+            without_start_point: Leave out a feasible start point: it climbs whatever its rank and
+                the plan counts it in addition to the candidates the quota promotes, so it takes
+                no other candidate's slot.
+        """
         out = []
         for t in self.study.get_trials(deepcopy=False):
             record = t.user_attrs.get(attrs.rung_key(rung))
             if not record or record.get("copied_from") is not None or not record.get("values"):
+                continue
+            if without_start_point and record.get("feasible") and t.user_attrs.get(attrs.START_POINT):
                 continue
             out.append(rung_entry(t.number, record))
         return out
@@ -329,7 +333,8 @@ class Scheduler:
                 fewer than η competitors (and choose the ladder now if it is not chosen).
         """
         rung = job.rung.rung
-        entries = self.entries(rung)
+        start_point = bool(job.trial.user_attrs.get(attrs.START_POINT))
+        entries = self.entries(rung, without_start_point=not start_point)
         if not any(e.number == job.number for e in entries):
             entries.append(rung_entry(job.number, record))
         if self.rungs is None:
@@ -338,15 +343,10 @@ class Scheduler:
             self.choose_ladder()
         if rung == self.top:
             return Verdict("complete")
-        if not job.trial.user_attrs.get(attrs.START_POINT):
-            # a feasible start point climbs whatever its rank and the plan counts it in addition to the
-            # candidates the quota promotes, so it takes no other candidate's slot
-            climbers = self.start_point_numbers()
-            entries = [e for e in entries if not (e.feasible and e.number in climbers)]
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
         # the start point climbs whatever its rank, but it waits for η competitors like any candidate:
         # a climb at once would hold the slot while the first rungs that bring the first results wait
-        if record["feasible"] and not decision.wait and job.trial.user_attrs.get(attrs.START_POINT):
+        if record["feasible"] and not decision.wait and start_point:
             decision = dataclasses.replace(decision, promote=True, reason=(
                 f"rung {rung}: the space's start point continues straight to the top rung whatever its rank "
                 "(what the search returns is never less than it)"))
