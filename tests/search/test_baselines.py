@@ -18,10 +18,10 @@ def test_baselines_run_first_and_only_once(tiny_data: Path, tmp_path: Path) -> N
     args = ("--data", str(tiny_data), "--latency", "fake", "--out", "runs", "--baselines", *TINY_ARGS)
     first = cli("search.launch", *args, "--trials", "3", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "baselines enqueued" in first.stdout and "start point enqueued: mobilenetv3-small-128" in first.stdout
+    assert "baselines enqueued" in first.stdout and "start point enqueued: mobilenetv3-small-192" in first.stdout
     url = f"sqlite:///{tmp_path / 'runs' / 'hwsearch.db'}"
     study = optuna.load_study(study_name="esfair", storage=url)
-    assert study.trials[0].user_attrs[attrs.START_POINT] == "mobilenetv3-small-128"
+    assert study.trials[0].user_attrs[attrs.START_POINT] == "mobilenetv3-small-192"
     names = [t.user_attrs.get(attrs.BASELINE) for t in study.trials[1:]]
     assert names == ["esfair-sample-mobilenetv2", "esfair-winner-mobileone-s0", "mobilenetv3-small-fp32"]
     winner = study.trials[2].user_attrs[attrs.CANDIDATE]

@@ -28,7 +28,7 @@ def test_every_built_in_start_point_is_a_cheap_plain_member_of_its_space(module:
     space = get_space(module.__name__.split(".")[-1])
     name, candidate = space.start_point()
     assert name and candidate.backbone in module.BACKBONES and candidate.width in module.WIDTHS
-    assert candidate.resolution in module.RESOLUTIONS and candidate.resolution <= 128
+    assert candidate.resolution in module.RESOLUTIONS and candidate.resolution <= 192
     assert candidate.prune_ratio == 0 and candidate.quant == "fp32" and candidate.loss.ce == 1.0
     sampled = space.sample(optuna.trial.FixedTrial(candidate.to_params()), SampleContext(grouped_data=True))
     assert sampled == candidate, "the space itself can sample it, so samplers learn from it like any trial"
@@ -36,9 +36,9 @@ def test_every_built_in_start_point_is_a_cheap_plain_member_of_its_space(module:
 
 def test_a_new_study_gets_the_start_point_first_and_a_resumed_one_does_not() -> None:
     study = new_study()
-    assert enqueue_start_point(study, get_space("esfair")) == "mobilenetv3-small-128"
+    assert enqueue_start_point(study, get_space("esfair")) == "mobilenetv3-small-192"
     trial = study.ask()
-    assert trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-128"
+    assert trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-192"
     assert get_space("esfair").sample(trial, SampleContext()) == get_space("esfair").start_point()[1]
     assert enqueue_start_point(study, get_space("esfair")) is None, "a study with trials keeps its course"
     assert len(study.trials) == 1
@@ -185,4 +185,4 @@ def test_a_start_point_interrupted_on_its_climb_continues_straight_to_the_top(tm
     scheduler = make_scheduler(study, tmp_path)
     job = scheduler.first_job(study.ask())
     assert job.rung.rung == 2 and job.rung.start is not None and job.rung.start.epochs == 1
-    assert job.trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-128"
+    assert job.trial.user_attrs[attrs.START_POINT] == "mobilenetv3-small-192"
