@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,9 +58,11 @@ def make_photos(root: Path, images: int, size: int = 200, seed: int = 0) -> Path
 
 
 def watch(data: Path, budget: float, out: Path) -> dict[str, object]:
-    """Run the launcher on ``data`` and time its first results; stop it after the first finished trial."""
+    """Run the launcher on ``data`` in a fresh folder (a new study, cold pixel cache, as a new user's
+    first run) and time its first results; stop it after the first finished trial."""
     run = out / "first-results-run"
-    run.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HWSEARCH_STORAGE", None)
     start = time.monotonic()
