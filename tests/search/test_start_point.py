@@ -119,6 +119,29 @@ def test_the_start_point_waits_for_eta_competitors_like_any_candidate(tmp_path: 
     assert scheduler.after_rung(job, record, 1e6, final=True).kind == "continue"
 
 
+@pytest.mark.parametrize("budget_s", [1000.0, 45.0])
+def test_the_start_points_climb_waits_until_eta_others_have_finished_their_first_rung(
+        tmp_path: Path, budget_s: float) -> None:
+    study = new_study()
+    enqueue_start_point(study, get_space("esfair"))
+    scheduler = make_scheduler(study, tmp_path, budget_s=budget_s)
+    trial = study.ask()
+    job = scheduler.first_job(trial)
+    record = rung_record(tmp_path, 0, [0.3, 0.1, 2.0])
+    trial.set_user_attr(attrs.rung_key(0), record)
+    for number, values in enumerate([[0.6, 0.3, 1.0], [0.5, 0.3, 0.9]], start=1):
+        study.ask().set_user_attr(attrs.rung_key(0), rung_record(tmp_path, number, values))
+    verdict = scheduler.after_rung(job, record, 1e6)
+    if budget_s < 50:
+        # its climb (8 epochs at its own 5 s + 1 s) and one more first rung (10 s + 1 s) do not both fit
+        assert verdict.kind == "continue", "waiting would cost it the climb"
+        return
+    assert verdict.kind == "wait" and "first results" in verdict.reason, verdict
+    study.ask().set_user_attr(attrs.rung_key(0), rung_record(tmp_path, 3, [0.55, 0.32, 0.95]))
+    verdict = scheduler.after_rung(job, record, 1e6)
+    assert verdict.kind == "continue" and verdict.next_job.rung.final
+
+
 def test_an_infeasible_start_point_is_stopped_like_any_candidate(tmp_path: Path) -> None:
     study = new_study()
     enqueue_start_point(study, get_space("esfair"))
