@@ -360,8 +360,8 @@ class Scheduler:
         if rung == self.top:
             return Verdict("complete")
         decision = decide(job.number, entries, self.spec, rung, self.eta, final=final)
-        # the start point climbs whatever its rank, but it waits for η competitors like any candidate:
-        # a climb at once would hold the slot while the first rungs that bring the first results wait
+        # the start point climbs whatever its rank once it has η competitors like any candidate; its climb
+        # then waits for η other first rungs (defers_climb), so the first results are told before it
         if record["feasible"] and not decision.wait and start_point:
             decision = dataclasses.replace(decision, promote=True, reason=(
                 f"rung {rung}: the space's start point continues straight to the top rung whatever its rank "
